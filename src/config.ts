@@ -1,0 +1,241 @@
+import { parseDuration, formatDuration } from './duration.js';
+import { isForwardable, parseSignal, signalName } from './signals.js';
+import { splitWords } from './words.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  readonly dir: string | null;
+  readonly dumpSignal: number | null;
+  readonly afterDump: 'continue' | 'exit';
+  readonly keep: number;
+  readonly onRestoreFailure: 'fresh' | 'exit';
+  readonly minPid: number;
+  readonly criu: string;
+  readonly criuDumpOpts: readonly string[];
+  readonly criuRestoreOpts: readonly string[];
+  readonly tcp: 'established' | 'close' | 'off';
+  readonly appVersion: string;
+  readonly logLevel: LogLevel;
+  readonly logFormat: 'json' | 'pretty' | 'auto';
+  readonly signalGroup: boolean;
+  readonly rewrite: ReadonlyMap<number, number>;
+  readonly remapExit: ReadonlyMap<number, number>;
+  readonly subreaper: boolean;
+  readonly grace: number;
+}
+
+/** A bad value: names where it came from, what it was and what is allowed. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly value: string,
+    readonly allowed: string,
+  ) {
+    super(`${source}=${JSON.stringify(value)} is not valid: expected ${allowed}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Thrown by a parser; the caller adds the variable name and the raw value. */
+class Invalid extends Error {
+  constructor(readonly allowed: string) {
+    super(allowed);
+  }
+}
+
+type Kind = 'value' | 'bool';
+
+export interface OptionSpec<K extends keyof Config = keyof Config> {
+  readonly key: K;
+  readonly env: string;
+  readonly flag: string;
+  readonly kind: Kind;
+  readonly valueName: string;
+  readonly description: string;
+  readonly defaultText: string;
+  readonly parse: (raw: string) => Config[K];
+}
+
+function oneOf<T extends string>(allowed: readonly T[]) {
+  return (raw: string): T => {
+    const value = raw.trim().toLowerCase();
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    throw new Invalid(`one of ${allowed.join(', ')}`);
+  };
+}
+
+export function parseBool(raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new Invalid('true or false (also 1/0, yes/no, on/off)');
+}
+
+function integer(min: number, max: number) {
+  return (raw: string): number => {
+    const value = raw.trim();
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new Invalid(`a whole number from ${min} to ${max}`);
+    }
+    return Number(value);
+  };
+}
+
+function duration(allowZero: boolean) {
+  return (raw: string): number => {
+    const ms = parseDuration(raw);
+    if (ms === undefined || (!allowZero && ms === 0)) {
+      throw new Invalid(`a ${allowZero ? '' : 'positive '}duration such as 500ms, 5s, 2m or 1h (a bare number means seconds)`);
+    }
+    return ms;
+  };
+}
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new Invalid('a non-empty value');
+  return raw;
+}
+
+function optionalDir(raw: string): string | null {
+  if (raw === '') return null;
+  if (!raw.startsWith('/')) throw new Invalid('an absolute path (or empty for no checkpoints)');
+  return raw;
+}
+
+function words(raw: string): string[] {
+  const result = splitWords(raw);
+  if (result === undefined) throw new Invalid('options split like shell words, with matching quotes');
+  return result;
+}
+
+function dumpSignal(raw: string): number | null {
+  if (raw.trim().toLowerCase() === 'none') return null;
+  const number = parseSignal(raw);
+  if (number === undefined || !isForwardable(number)) {
+    throw new Invalid('a catchable signal name or number such as USR2, SIGUSR1 or 12, or "none"');
+  }
+  return number;
+}
+
+/** `TERM:QUIT,USR1:0` - rewrite a received signal before it is forwarded; 0 drops it. */
+export function parseRewrite(raw: string): Map<number, number> {
+  const allowed = 'comma-separated FROM:TO signal pairs such as TERM:QUIT,USR1:0 (TO 0 drops the signal)';
+  const map = new Map<number, number>();
+  if (raw.trim() === '') return map;
+  for (const pair of raw.split(',')) {
+    const [from, to, extra] = pair.split(':');
+    if (from === undefined || to === undefined || extra !== undefined) throw new Invalid(allowed);
+    const fromNumber = parseSignal(from);
+    const toNumber = to.trim() === '0' ? 0 : parseSignal(to);
+    if (fromNumber === undefined || toNumber === undefined || !isForwardable(fromNumber)) throw new Invalid(allowed);
+    map.set(fromNumber, toNumber);
+  }
+  return map;
+}
+
+/** `143,130:1` - exit code 143 becomes 0, 130 becomes 1 (like tini -e, generalised). */
+export function parseRemapExit(raw: string): Map<number, number> {
+  const allowed = 'comma-separated exit codes 0-255, each optionally FROM:TO, such as 143 or 143:0,130:1';
+  const map = new Map<number, number>();
+  if (raw.trim() === '') return map;
+  for (const item of raw.split(',')) {
+    const match = /^\s*(\d{1,3})\s*(?::\s*(\d{1,3})\s*)?$/.exec(item);
+    const from = Number(match?.[1]);
+    const to = Number(match?.[2] ?? '0');
+    if (!match || from > 255 || to > 255) throw new Invalid(allowed);
+    map.set(from, to);
+  }
+  return map;
+}
+
+function spec<K extends keyof Config>(s: OptionSpec<K>): OptionSpec<K> {
+  return s;
+}
+
+/** Every option: its env var, its flag, its default. Drives parsing, --help and the README table. */
+export const OPTIONS = [
+  spec({ key: 'dir', env: 'STASIS_DIR', flag: 'dir', kind: 'value', valueName: 'path', defaultText: '(unset)', parse: optionalDir,
+    description: 'checkpoint directory; unset = plain init, no checkpoint features' }),
+  spec({ key: 'dumpSignal', env: 'STASIS_DUMP_SIGNAL', flag: 'dump-signal', kind: 'value', valueName: 'signal', defaultText: 'USR2', parse: dumpSignal,
+    description: 'signal that makes stasis dump the app (not forwarded); "none" disables' }),
+  spec({ key: 'afterDump', env: 'STASIS_AFTER_DUMP', flag: 'after-dump', kind: 'value', valueName: 'mode', defaultText: 'exit', parse: oneOf(['continue', 'exit'] as const),
+    description: 'after a dump: "continue" (app keeps running) or "exit" (app ends, stasis exits 0)' }),
+  spec({ key: 'keep', env: 'STASIS_KEEP', flag: 'keep', kind: 'value', valueName: 'n', defaultText: '2', parse: integer(1, 1000),
+    description: 'checkpoint generations kept; restore falls back to older ones' }),
+  spec({ key: 'onRestoreFailure', env: 'STASIS_ON_RESTORE_FAILURE', flag: 'on-restore-failure', kind: 'value', valueName: 'mode', defaultText: 'fresh', parse: oneOf(['fresh', 'exit'] as const),
+    description: '"fresh" (quarantine the generation, try older ones, then start fresh) or "exit" (exit 3)' }),
+  spec({ key: 'minPid', env: 'STASIS_MIN_PID', flag: 'min-pid', kind: 'value', valueName: 'pid', defaultText: '10000', parse: integer(0, 4194303),
+    description: 'PID floor for a freshly started app, so its PIDs are free in the next container; 0 = off' }),
+  spec({ key: 'criu', env: 'STASIS_CRIU', flag: 'criu', kind: 'value', valueName: 'path', defaultText: 'criu', parse: nonEmpty,
+    description: 'criu binary (looked up in PATH)' }),
+  spec({ key: 'criuDumpOpts', env: 'STASIS_CRIU_DUMP_OPTS', flag: 'criu-dump-opts', kind: 'value', valueName: 'opts', defaultText: '(none)', parse: words,
+    description: 'extra criu dump options, split like shell words (no shell runs)' }),
+  spec({ key: 'criuRestoreOpts', env: 'STASIS_CRIU_RESTORE_OPTS', flag: 'criu-restore-opts', kind: 'value', valueName: 'opts', defaultText: '(none)', parse: words,
+    description: 'extra criu restore options, split like shell words (no shell runs)' }),
+  spec({ key: 'tcp', env: 'STASIS_TCP', flag: 'tcp', kind: 'value', valueName: 'mode', defaultText: 'off', parse: oneOf(['established', 'close', 'off'] as const),
+    description: 'open TCP connections: "established" (--tcp-established), "close" (--tcp-close) or "off" (dump fails on them)' }),
+  spec({ key: 'appVersion', env: 'STASIS_APP_VERSION', flag: 'app-version', kind: 'value', valueName: 'text', defaultText: '(empty)', parse: (raw) => raw,
+    description: 'part of the app fingerprint: a checkpoint of another version is never restored' }),
+  spec({ key: 'logLevel', env: 'STASIS_LOG_LEVEL', flag: 'log-level', kind: 'value', valueName: 'level', defaultText: 'info', parse: oneOf(LOG_LEVELS),
+    description: `stasis's own log level: ${LOG_LEVELS.join(', ')}` }),
+  spec({ key: 'logFormat', env: 'STASIS_LOG_FORMAT', flag: 'log-format', kind: 'value', valueName: 'format', defaultText: 'auto', parse: oneOf(['json', 'pretty', 'auto'] as const),
+    description: '"json" lines, "pretty" text, or "auto" (pretty when stderr is a tty)' }),
+  spec({ key: 'signalGroup', env: 'STASIS_SIGNAL_GROUP', flag: 'signal-group', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
+    description: "forward signals to the app's whole process group, not only the app" }),
+  spec({ key: 'rewrite', env: 'STASIS_REWRITE', flag: 'rewrite', kind: 'value', valueName: 'map', defaultText: '(none)', parse: parseRewrite,
+    description: 'rewrite signals before forwarding, FROM:TO[,FROM:TO...]; TO 0 drops (like dumb-init -r)' }),
+  spec({ key: 'remapExit', env: 'STASIS_REMAP_EXIT', flag: 'remap-exit', kind: 'value', valueName: 'codes', defaultText: '(none)', parse: parseRemapExit,
+    description: 'remap exit codes, CODE[:TO][,...]; TO defaults to 0 (like tini -e)' }),
+  spec({ key: 'subreaper', env: 'STASIS_SUBREAPER', flag: 'subreaper', kind: 'bool', valueName: 'bool', defaultText: 'true', parse: parseBool,
+    description: 'become a child subreaper when not PID 1, so orphans are adopted and reaped' }),
+  spec({ key: 'grace', env: 'STASIS_GRACE', flag: 'grace', kind: 'value', valueName: 'duration', defaultText: '5s', parse: duration(true),
+    description: 'after the app exits: time left processes get between SIGTERM and SIGKILL' }),
+] as const;
+
+export type Flags = Readonly<Record<string, string | boolean | undefined>>;
+
+/**
+ * Builds the one validated Config: defaults, then env vars, then flags (flags win).
+ * Throws ConfigError naming the variable or flag on the first bad value.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: Flags = {}): Config {
+  const values: Record<string, unknown> = {};
+  for (const option of OPTIONS as readonly OptionSpec[]) {
+    const flagKey = camel(option.flag);
+    const flag = flags[flagKey];
+    const [source, raw] =
+      flag !== undefined
+        ? [`--${option.flag}`, typeof flag === 'boolean' ? String(flag) : flag]
+        : env[option.env] !== undefined
+          ? [option.env, env[option.env] as string]
+          : ['default', defaultRaw(option)];
+    try {
+      values[option.key] = option.parse(raw);
+    } catch (error) {
+      if (error instanceof Invalid) throw new ConfigError(source, raw, error.allowed);
+      throw error;
+    }
+  }
+  return Object.freeze(values as unknown as Config);
+}
+
+function defaultRaw(option: OptionSpec): string {
+  return option.defaultText.startsWith('(') ? '' : option.defaultText;
+}
+
+export function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** For logs and `stasis status`: the config with signals and durations spelled out. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    dumpSignal: config.dumpSignal === null ? 'none' : signalName(config.dumpSignal),
+    rewrite: Object.fromEntries([...config.rewrite].map(([from, to]) => [signalName(from), to === 0 ? 0 : signalName(to)])),
+    remapExit: Object.fromEntries(config.remapExit),
+    grace: formatDuration(config.grace),
+  };
+}

@@ -1,0 +1,57 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcEntry {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly state: string;
+}
+
+/** Pure: parses /proc/PID/stat (the command name may hold spaces and parentheses). */
+export function parseStat(text: string): ProcEntry | undefined {
+  const close = text.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const pid = Number.parseInt(text, 10);
+  const fields = text.slice(close + 2).split(' ');
+  const state = fields[0];
+  const ppid = Number(fields[1]);
+  if (!Number.isInteger(pid) || state === undefined || !Number.isInteger(ppid)) return undefined;
+  return { pid, ppid, state };
+}
+
+export function readProcTable(): ProcEntry[] {
+  const entries: ProcEntry[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const entry = parseStat(readFileSync(`/proc/${name}/stat`, 'utf8'));
+      if (entry) entries.push(entry);
+    } catch {
+      // gone while we looked
+    }
+  }
+  return entries;
+}
+
+/** Pure: every process below `root` in the parent tree, zombies included. */
+export function descendantsOf(root: number, table: readonly ProcEntry[]): ProcEntry[] {
+  const children = new Map<number, ProcEntry[]>();
+  for (const entry of table) {
+    const list = children.get(entry.ppid) ?? [];
+    list.push(entry);
+    children.set(entry.ppid, list);
+  }
+  const result: ProcEntry[] = [];
+  const queue = [root];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    for (const child of children.get(pid) ?? []) {
+      if (child.pid === root) continue;
+      result.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return result;
+}
+
+export function isAlive(entry: ProcEntry): boolean {
+  return entry.state !== 'Z' && entry.state !== 'X';
+}

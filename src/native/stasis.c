@@ -1,0 +1,212 @@
+// The few things libuv cannot do for an init process: become a subreaper, reap
+// children that libuv did not spawn (without ever touching the ones it did), and
+// move the PID counter of the namespace past a floor.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <linux/sched.h>
+#include <node_api.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value code, message, error;
+  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_value errno_value;
+  napi_create_int32(env, err, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value set_child_subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return throw_errno(env, "prctl(PR_SET_CHILD_SUBREAPER)", errno);
+  return NULL;
+}
+
+static napi_value is_child_subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  int flag = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &flag, 0, 0, 0) != 0) return throw_errno(env, "prctl(PR_GET_CHILD_SUBREAPER)", errno);
+  napi_value result;
+  napi_get_boolean(env, flag != 0, &result);
+  return result;
+}
+
+// Marks every fd >= 3 close-on-exec, so that children get only 0-2 even when our
+// own parent leaked descriptors to us.
+static napi_value cloexec_from_3(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) return throw_errno(env, "close_range", errno);
+  return NULL;
+}
+
+#define MAX_CHILDREN 65536
+
+static int contains(const int32_t *list, size_t n, int32_t pid) {
+  for (size_t i = 0; i < n; i++)
+    if (list[i] == pid) return 1;
+  return 0;
+}
+
+// Collects our children from /proc/self/task/*/children (zombies included).
+static size_t list_children(int32_t *out, size_t cap) {
+  size_t n = 0;
+  DIR *tasks = opendir("/proc/self/task");
+  if (!tasks) return 0;
+  struct dirent *entry;
+  while ((entry = readdir(tasks)) != NULL && n < cap) {
+    if (entry->d_name[0] == '.') continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", entry->d_name);
+    FILE *file = fopen(path, "re");
+    if (!file) continue;
+    int pid;
+    while (n < cap && fscanf(file, "%d", &pid) == 1)
+      if (!contains(out, n, pid)) out[n++] = pid;
+    fclose(file);
+  }
+  closedir(tasks);
+  return n;
+}
+
+static napi_value status_object(napi_env env, pid_t pid, int status) {
+  napi_value obj, value, null_value;
+  napi_create_object(env, &obj);
+  napi_get_null(env, &null_value);
+  napi_create_int32(env, pid, &value);
+  napi_set_named_property(env, obj, "pid", value);
+  if (WIFEXITED(status)) {
+    napi_create_int32(env, WEXITSTATUS(status), &value);
+    napi_set_named_property(env, obj, "code", value);
+    napi_set_named_property(env, obj, "signal", null_value);
+  } else {
+    napi_create_int32(env, WTERMSIG(status), &value);
+    napi_set_named_property(env, obj, "code", null_value);
+    napi_set_named_property(env, obj, "signal", value);
+  }
+  return obj;
+}
+
+// reap(exclude: number[]): {pid, code, signal}[]
+// waitpid(WNOHANG) on each child that is not in `exclude` (libuv's children).
+static napi_value reap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t n_exclude = 0;
+  bool is_array = false;
+  if (argc >= 1) napi_is_array(env, argv[0], &is_array);
+  if (is_array) napi_get_array_length(env, argv[0], &n_exclude);
+  int32_t *exclude = calloc(n_exclude + 1, sizeof *exclude);
+  int32_t *children = calloc(MAX_CHILDREN, sizeof *children);
+  if (!exclude || !children) {
+    free(exclude);
+    free(children);
+    return throw_errno(env, "reap", ENOMEM);
+  }
+  for (uint32_t i = 0; i < n_exclude; i++) {
+    napi_value element;
+    napi_get_element(env, argv[0], i, &element);
+    napi_get_value_int32(env, element, &exclude[i]);
+  }
+  size_t n_children = list_children(children, MAX_CHILDREN);
+  napi_value result;
+  napi_create_array(env, &result);
+  uint32_t n_reaped = 0;
+  for (size_t i = 0; i < n_children; i++) {
+    if (contains(exclude, n_exclude, children[i])) continue;
+    int status;
+    pid_t pid = waitpid(children[i], &status, WNOHANG | __WALL);
+    if (pid > 0) napi_set_element(env, result, n_reaped++, status_object(env, pid, status));
+  }
+  free(exclude);
+  free(children);
+  return result;
+}
+
+static pid_t spawn_and_exit(pid_t set_tid) {
+  struct clone_args args;
+  memset(&args, 0, sizeof args);
+  args.exit_signal = SIGCHLD;
+  if (set_tid > 0) {
+    args.set_tid = (uint64_t)(uintptr_t)&set_tid;
+    args.set_tid_size = 1;
+  }
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) _exit(0);
+  if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+  return (pid_t)pid;
+}
+
+// raisePidFloor(floor): makes the next PID handed out in our PID namespace at
+// least `floor` without writing ns_last_pid: first one child created with
+// clone3 set_tid = floor - 1 (needs CAP_CHECKPOINT_RESTORE), else children that
+// exit at once until the counter passes the floor. Returns
+// {method: "set_tid"|"fork"|"none", lastPid}.
+static napi_value raise_pid_floor(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t floor_pid = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &floor_pid) != napi_ok || floor_pid < 2) {
+    napi_throw_type_error(env, NULL, "raisePidFloor(floor): floor must be an integer >= 2");
+    return NULL;
+  }
+  const char *method = "none";
+  pid_t last = spawn_and_exit(0);
+  if (last < 0) return throw_errno(env, "clone3", errno);
+  if (last < floor_pid - 1) {
+    pid_t pid = spawn_and_exit(floor_pid - 1);
+    if (pid > 0) {
+      method = "set_tid";
+      last = pid;
+    } else {
+      method = "fork";
+      // Bounded by pid_max: the counter wraps at most once.
+      for (long tries = 0; last < floor_pid - 1 && tries < 4194304; tries++) {
+        pid = spawn_and_exit(0);
+        if (pid < 0) return throw_errno(env, "clone3", errno);
+        if (pid < last) break;  // wrapped around pid_max: the floor is unreachable
+        last = pid;
+      }
+    }
+  }
+  napi_value obj, value;
+  napi_create_object(env, &obj);
+  napi_create_string_utf8(env, method, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, obj, "method", value);
+  napi_create_int32(env, last, &value);
+  napi_set_named_property(env, obj, "lastPid", value);
+  return obj;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_default, NULL},
+      {"isChildSubreaper", NULL, is_child_subreaper, NULL, NULL, NULL, napi_default, NULL},
+      {"cloexecFrom3", NULL, cloexec_from_3, NULL, NULL, NULL, napi_default, NULL},
+      {"reap", NULL, reap, NULL, NULL, NULL, napi_default, NULL},
+      {"raisePidFloor", NULL, raise_pid_floor, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
