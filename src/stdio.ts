@@ -17,8 +17,9 @@ export interface FdIdentity {
 
 const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
 
-function major(rdev: number): number {
-  return ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
+/** glibc's major(): bits 8-19 and 32-43. JS shifts work on 32 bits, so the high part is divided out. */
+export function major(rdev: number): number {
+  return ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
 }
 
 /** Pure: classifies a /proc fd link target (and, for char devices, its rdev). */

@@ -203,11 +203,16 @@ export class Supervisor {
     this.exit(code);
   }
 
-  /** Live processes below stasis other than libuv's own children (criu runs); reaps zombies on the way. */
+  /**
+   * Live processes below stasis other than libuv's own children (criu runs); reaps zombies
+   * on the way. The table is read before reaping: a child that is already dead in it is
+   * reaped here, so an empty answer never leaves a zombie behind.
+   */
   private leftovers(): number[] {
+    const table = readProcTable();
     this.reapNow();
     const mine = new Set(libuvChildren());
-    return descendantsOf(process.pid, readProcTable())
+    return descendantsOf(process.pid, table)
       .filter((entry) => isAlive(entry) && !mine.has(entry.pid))
       .map((entry) => entry.pid);
   }

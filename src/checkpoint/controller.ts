@@ -1,0 +1,50 @@
+import type { Config } from '../config.js';
+import { needsUnprivileged } from '../criu/caps.js';
+import { probeCriu } from '../criu/run.js';
+import type { Supervisor } from '../init/supervisor.js';
+import type { Logger } from '../log.js';
+import { dumpApp, type DumpContext, type DumpOutcome, type DumpRequest } from './dump.js';
+import { openStore, StoreRefused } from './store.js';
+
+export type CheckpointState =
+  | { readonly enabled: true; readonly context: DumpContext }
+  | { readonly enabled: false; readonly reason: string };
+
+/** Decides whether checkpoints can work here: a usable STASIS_DIR and criu >= 4. */
+export async function prepareCheckpoints(config: Config, argv: readonly string[], log: Logger): Promise<CheckpointState> {
+  if (config.dir === null) return { enabled: false, reason: 'STASIS_DIR is not set' };
+  let dir: string;
+  try {
+    dir = await openStore(config.dir);
+  } catch (error) {
+    const reason = error instanceof StoreRefused ? error.message : `cannot use ${config.dir}: ${(error as Error).message}`;
+    log.error({ dir: config.dir, reason }, 'checkpoints are off: checkpoint directory refused');
+    return { enabled: false, reason };
+  }
+  const criu = await probeCriu(config.criu);
+  if ('error' in criu) {
+    log.error({ criu: config.criu, reason: criu.error }, 'checkpoints are off: no usable criu');
+    return { enabled: false, reason: criu.error };
+  }
+  const unprivileged = needsUnprivileged();
+  log.info({ dir, criu: criu.path, criu_version: criu.version, unprivileged }, 'checkpoints on');
+  return { enabled: true, context: { config, dir, log, criu, unprivileged, argv } };
+}
+
+/**
+ * Serialises dump requests on the supervisor: a request while a dump runs joins it
+ * instead of starting a second one.
+ */
+export function requestDump(supervisor: Supervisor, state: CheckpointState, request: DumpRequest, log: Logger): Promise<DumpOutcome> {
+  if (!state.enabled) {
+    log.error({ reason: state.reason }, 'dump requested but checkpoints are off');
+    return Promise.resolve({ ok: false, error: `checkpoints are off: ${state.reason}`, criuErrors: [] });
+  }
+  return supervisor.exclusive(async () => {
+    const pid = supervisor.appPid;
+    if (pid === null) return { ok: false, error: 'no app is running', criuErrors: [] } satisfies DumpOutcome;
+    const outcome = await dumpApp(state.context, pid, request);
+    if (outcome.ok && request.mode === 'exit') supervisor.markEndedByDump();
+    return outcome;
+  }) as Promise<DumpOutcome>;
+}

@@ -1,0 +1,147 @@
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { dumpArgs, DUMP_LOG } from '../criu/args.js';
+import { runCriu, type CriuInfo } from '../criu/run.js';
+import { parseStatsImage, type DumpStats } from '../criu/stats.js';
+import { descendantsOf, readProcTable } from '../init/processes.js';
+import type { Logger } from '../log.js';
+import { identifyStdio } from '../stdio.js';
+import { VERSION } from '../version.js';
+import { fingerprint, type Metadata } from './layout.js';
+import { beginIncoming, commit, imageBytes, nextGenerationNumber, prune } from './store.js';
+
+export interface DumpRequest {
+  readonly mode: 'continue' | 'exit';
+  readonly reason: string;
+}
+
+export type DumpOutcome =
+  | { readonly ok: true; readonly generation: number; readonly bytes: number; readonly durationMs: number; readonly stats: DumpStats | undefined }
+  | { readonly ok: false; readonly error: string; readonly criuErrors: readonly string[] };
+
+export interface DumpContext {
+  readonly config: Config;
+  readonly dir: string;
+  readonly log: Logger;
+  readonly criu: CriuInfo;
+  readonly unprivileged: boolean;
+  readonly argv: readonly string[];
+}
+
+/**
+ * Dumps the app tree into a new generation. In exit mode criu leaves the tree
+ * stopped: it is killed only once the generation is committed, and resumed if
+ * anything failed - so a failed dump never costs the app.
+ */
+export async function dumpApp(context: DumpContext, appPid: number, request: DumpRequest): Promise<DumpOutcome> {
+  const { config, dir, log } = context;
+  const started = performance.now();
+  const stdio = identifyStdio(appPid);
+  const incoming = await beginIncoming(dir);
+  log.info({ pid: appPid, mode: request.mode, reason: request.reason }, 'dump started');
+  const heartbeat = setInterval(() => {
+    log.info({ pid: appPid, elapsed_ms: Math.round(performance.now() - started) }, 'dump still running');
+  }, 5000);
+  try {
+    const args = dumpArgs({
+      pid: appPid,
+      imagesDir: incoming,
+      leave: request.mode === 'continue' ? 'continue' : 'stop',
+      tcp: config.tcp,
+      unprivileged: context.unprivileged,
+      extra: config.criuDumpOpts,
+    });
+    const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG) });
+    if (!run.ok) {
+      await keepFailureLog(dir, incoming);
+      log.error({ pid: appPid, duration_ms: run.durationMs, criu_errors: run.errors }, 'dump failed; the app keeps running');
+      return { ok: false, error: run.errors.at(-1) ?? 'criu dump failed', criuErrors: run.errors };
+    }
+    try {
+      const stats = await readFile(join(incoming, 'stats-dump'))
+        .then((image) => parseStatsImage(image).dump)
+        .catch(() => undefined);
+      const bytes = await imageBytes(incoming);
+      const generation = await nextGenerationNumber(dir);
+      const metadata: Metadata = {
+        format: 1,
+        generation,
+        created: new Date().toISOString(),
+        argv: context.argv,
+        appVersion: config.appVersion,
+        fingerprint: fingerprint(context.argv, config.appVersion),
+        appPid,
+        stdio,
+        criuVersion: context.criu.version,
+        stasisVersion: VERSION,
+        mode: request.mode,
+        dump: { duration_ms: 0, criu_ms: run.durationMs, bytes, ...(stats ? { stats } : {}) },
+      };
+      const durationMs = Math.round(performance.now() - started);
+      const committed = await commit(dir, incoming, { ...metadata, dump: { ...metadata.dump, duration_ms: durationMs } });
+      const pruned = await prune(dir, config.keep);
+      if (request.mode === 'exit') killTree(appPid);
+      log.info(
+        {
+          generation,
+          pid: appPid,
+          mode: request.mode,
+          duration_ms: durationMs,
+          criu_ms: run.durationMs,
+          bytes,
+          freezing_ms: usToMs(stats?.freezing_time_us),
+          frozen_ms: usToMs(stats?.frozen_time_us),
+          pages_written: stats?.pages_written,
+          pruned,
+          path: committed.path,
+        },
+        'dump committed',
+      );
+      return { ok: true, generation, bytes, durationMs, stats };
+    } catch (error) {
+      if (request.mode === 'exit') resumeTree(appPid);
+      await rm(incoming, { recursive: true, force: true });
+      const message = (error as Error).message;
+      log.error({ pid: appPid, err: message }, 'dump could not be committed; the app keeps running, the previous generation is intact');
+      return { ok: false, error: message, criuErrors: [] };
+    }
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+/** Keeps the log of the last failed dump next to the generations, for the operator. */
+async function keepFailureLog(dir: string, incoming: string): Promise<void> {
+  const text = await readFile(join(incoming, DUMP_LOG)).catch(() => undefined);
+  await rm(incoming, { recursive: true, force: true });
+  if (text) {
+    await writeFile(join(dir, 'last-failed-dump.log'), text, { mode: 0o600 }).catch(() => undefined);
+  }
+}
+
+function treePids(root: number): number[] {
+  return [root, ...descendantsOf(root, readProcTable()).map((entry) => entry.pid)];
+}
+
+function signalTree(root: number, signal: NodeJS.Signals): void {
+  for (const pid of treePids(root)) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+function killTree(root: number): void {
+  signalTree(root, 'SIGKILL');
+}
+
+function resumeTree(root: number): void {
+  signalTree(root, 'SIGCONT');
+}
+
+function usToMs(us: number | undefined): number | undefined {
+  return us === undefined ? undefined : Math.round(us / 100) / 10;
+}

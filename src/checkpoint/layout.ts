@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import type { FdIdentity } from '../stdio.js';
+import type { DumpStats } from '../criu/stats.js';
+
+/** The stasis.json format this stasis writes and the newest it can read. */
+export const FORMAT_VERSION = 1;
+export const METADATA_FILE = 'stasis.json';
+export const CURRENT_LINK = 'current';
+export const QUARANTINE_DIR = 'quarantine';
+export const INCOMING_PREFIX = '.incoming-';
+
+export interface Metadata {
+  readonly format: number;
+  readonly generation: number;
+  readonly created: string;
+  readonly argv: readonly string[];
+  readonly appVersion: string;
+  /** sha256 of argv and app version: a checkpoint of another app is never restored. */
+  readonly fingerprint: string;
+  readonly appPid: number;
+  readonly stdio: readonly FdIdentity[];
+  readonly criuVersion: string;
+  readonly stasisVersion: string;
+  readonly mode: 'continue' | 'exit';
+  readonly dump: {
+    readonly duration_ms: number;
+    readonly criu_ms: number;
+    readonly bytes: number;
+    readonly stats?: DumpStats;
+  };
+}
+
+export function generationName(generation: number): string {
+  return `gen-${String(generation).padStart(6, '0')}`;
+}
+
+export function parseGenerationName(name: string): number | undefined {
+  const match = /^gen-(\d{6,})$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
+export function fingerprint(argv: readonly string[], appVersion: string): string {
+  return createHash('sha256').update(JSON.stringify({ argv, appVersion })).digest('hex');
+}
+
+export type Verdict =
+  | { readonly kind: 'restorable'; readonly metadata: Metadata }
+  /** Not ours to judge (another app's checkpoint): left alone, never restored. */
+  | { readonly kind: 'foreign'; readonly reason: string }
+  /** Broken: moved to quarantine so it is never tried again. */
+  | { readonly kind: 'broken'; readonly reason: string };
+
+const REQUIRED_IMAGES = ['inventory.img', 'pstree.img'];
+
+/** Pure: can this generation be restored for the app with `expected` fingerprint? */
+export function judgeGeneration(metadataText: string | undefined, files: readonly string[], expected: string): Verdict {
+  if (metadataText === undefined) return { kind: 'broken', reason: `${METADATA_FILE} is missing` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(metadataText);
+  } catch {
+    return { kind: 'broken', reason: `${METADATA_FILE} is not valid JSON` };
+  }
+  if (typeof parsed !== 'object' || parsed === null) return { kind: 'broken', reason: `${METADATA_FILE} is not an object` };
+  const metadata = parsed as Partial<Metadata>;
+  if (typeof metadata.format !== 'number') return { kind: 'broken', reason: `${METADATA_FILE} has no format version` };
+  if (metadata.format > FORMAT_VERSION) {
+    return { kind: 'broken', reason: `${METADATA_FILE} has format ${metadata.format}; this stasis reads up to ${FORMAT_VERSION}` };
+  }
+  if (typeof metadata.fingerprint !== 'string' || !Array.isArray(metadata.stdio) || !Array.isArray(metadata.argv)) {
+    return { kind: 'broken', reason: `${METADATA_FILE} lacks fingerprint, argv or stdio` };
+  }
+  if (metadata.fingerprint !== expected) {
+    return { kind: 'foreign', reason: `made for another command or app version: ${JSON.stringify(metadata.argv)}` };
+  }
+  const missing = REQUIRED_IMAGES.filter((image) => !files.includes(image));
+  if (missing.length > 0) return { kind: 'broken', reason: `images missing: ${missing.join(', ')}` };
+  return { kind: 'restorable', metadata: metadata as Metadata };
+}
+
+/** Pure: which generations to delete so that the newest `keep` remain. */
+export function generationsToPrune(generations: readonly number[], keep: number): number[] {
+  return [...generations].sort((a, b) => b - a).slice(keep);
+}

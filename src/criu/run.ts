@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { ownByLibuv, releaseFromLibuv } from '../init/children.js';
+import { criuErrors, parseCriuVersion } from './log.js';
+
+export interface CriuRun {
+  readonly ok: boolean;
+  readonly exitCode: number | undefined;
+  readonly durationMs: number;
+  /** criu's error lines from its log file (or why criu could not start). */
+  readonly errors: string[];
+}
+
+export interface RunCriuOptions {
+  /** criu's fds 0-2: stasis's own ('inherit', needed for --inherit-fd) or closed-off ('ignore'). */
+  readonly stdio: 'inherit' | 'ignore';
+  /** Where criu writes its log (`--log-file` is relative to the images dir). */
+  readonly logPath: string;
+}
+
+/** Runs criu without a shell; its PID stays libuv's so the native reaper leaves it alone. */
+export async function runCriu(criu: string, args: readonly string[], options: RunCriuOptions): Promise<CriuRun> {
+  const started = performance.now();
+  const subprocess = execa(criu, args, {
+    reject: false,
+    cleanup: false,
+    stdin: options.stdio,
+    stdout: options.stdio === 'inherit' ? 'inherit' : 'pipe',
+    stderr: options.stdio === 'inherit' ? 'inherit' : 'pipe',
+  });
+  ownByLibuv(subprocess.pid);
+  const result = await subprocess;
+  releaseFromLibuv(subprocess.pid);
+  const durationMs = Math.round(performance.now() - started);
+  if (result.exitCode === 0) return { ok: true, exitCode: 0, durationMs, errors: [] };
+  let errors: string[];
+  if (result.exitCode === undefined) {
+    errors = [`cannot run ${criu}: ${result.shortMessage}`];
+  } else {
+    const log = await readFile(options.logPath, 'utf8').catch(() => '');
+    const output = `${String(result.stdout ?? '')}\n${String(result.stderr ?? '')}`;
+    errors = criuErrors(log);
+    if (errors.length === 0) errors = criuErrors(output);
+    if (errors.length === 0) errors = [`criu exited with code ${result.exitCode}; see ${options.logPath}`];
+  }
+  return { ok: false, exitCode: result.exitCode, durationMs, errors };
+}
+
+export interface CriuInfo {
+  readonly path: string;
+  readonly version: string;
+}
+
+/** `criu --version`: the version when criu runs and is >= 4, else why checkpoints cannot work. */
+export async function probeCriu(criu: string): Promise<CriuInfo | { error: string }> {
+  const subprocess = execa(criu, ['--version'], { reject: false, cleanup: false, stdin: 'ignore', timeout: 10_000 });
+  ownByLibuv(subprocess.pid);
+  const result = await subprocess;
+  releaseFromLibuv(subprocess.pid);
+  if (result.exitCode !== 0) return { error: `cannot run criu (${criu}): ${result.shortMessage}` };
+  const version = parseCriuVersion(String(result.stdout));
+  if (!version) return { error: `cannot read the version of ${criu}: ${String(result.stdout).slice(0, 200)}` };
+  if (version[0] < 4) {
+    return { error: `${criu} is version ${version.join('.')}; stasis needs criu 4 or newer (3.x fails on current kernels)` };
+  }
+  return { path: criu, version: version.join('.') };
+}
+
+export function logPathIn(imagesDir: string, name: string): string {
+  return join(imagesDir, name);
+}
