@@ -1,0 +1,120 @@
+/**
+ * A "container" for the checkpoint tests: stasis as PID 1 of a new PID and mount
+ * namespace (`unshare --pid --fork --mount-proc`) whose stdin, stdout and stderr
+ * are anonymous pipes, as a container runtime provides them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BASE_ENV, ROOT, STASIS_BIN, childrenOf, poll, type LogEvent } from './stasis.js';
+
+export const CRIU = process.env.STASIS_TEST_CRIU ?? join(ROOT, '.cache/criu/bin/criu');
+
+export function missingCriu(): string | null {
+  return existsSync(CRIU) ? null : `no criu at ${CRIU}: run scripts/install-criu.sh (or set STASIS_TEST_CRIU)`;
+}
+
+// bash makes the pipes: stdin from a sleeping writer, stdout and stderr into cat. The
+// braces keep the process substitutions children of bash, which ends the writer.
+const SHELL = `{ unshare --pid --fork --mount-proc "$@"; } < <(exec sleep 86400 2>/dev/null) > >(exec cat) 2> >(exec cat >&2)
+rc=$?
+pkill -P $$ -x sleep
+exit $rc`;
+
+export interface ContainerResult {
+  readonly code: number | null;
+  readonly stdout: string[];
+  /** the app's stderr lines (stasis's JSON log lines removed) */
+  readonly stderr: string[];
+  readonly events: LogEvent[];
+  readonly raw: string;
+}
+
+export class Container {
+  readonly child: ChildProcess;
+  readonly done: Promise<ContainerResult>;
+  private out = '';
+  private err = '';
+
+  constructor(command: readonly string[], env: Readonly<Record<string, string>>, options: { stasisArgs?: readonly string[] } = {}) {
+    this.child = spawn('bash', ['-c', SHELL, 'bash', STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command], {
+      env: { ...BASE_ENV, STASIS_CRIU: CRIU, STASIS_LOG_FORMAT: 'json', ...env },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (chunk: Buffer) => (this.out += chunk.toString()));
+    this.child.stderr?.on('data', (chunk: Buffer) => (this.err += chunk.toString()));
+    this.done = new Promise((resolve) => {
+      this.child.on('close', (code) => resolve({ code, stdout: this.stdout(), stderr: this.appStderr(), events: this.events(), raw: this.err }));
+    });
+  }
+
+  stdout(): string[] {
+    return completeLines(this.out);
+  }
+
+  appStderr(): string[] {
+    return completeLines(this.err).filter((line) => !line.startsWith('{'));
+  }
+
+  events(): LogEvent[] {
+    return completeLines(this.err)
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as LogEvent);
+  }
+
+  event(msg: string): LogEvent | undefined {
+    return this.events().find((event) => event.msg === msg);
+  }
+
+  async waitForStdout(predicate: (lines: string[]) => boolean, what: string, ms = 15_000): Promise<void> {
+    await poll(`${what}; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-3000)}`, () => (predicate(this.stdout()) ? true : undefined), ms);
+  }
+
+  async waitForEvent(msg: string, ms = 15_000): Promise<LogEvent> {
+    return poll(`log event "${msg}"; stderr ${this.err.slice(-3000)}`, () => this.event(msg), ms);
+  }
+
+  /** Host PID of stasis: the process below bash whose innermost PID is 1. */
+  async stasisPid(): Promise<number> {
+    const shell = this.child.pid;
+    if (shell === undefined) throw new Error('container did not start');
+    return poll('stasis as PID 1 of the container', () => findNamespaceInit(shell));
+  }
+
+  async signal(signal: NodeJS.Signals): Promise<void> {
+    process.kill(await this.stasisPid(), signal);
+  }
+
+  async kill(): Promise<void> {
+    const shell = this.child.pid;
+    const init = shell === undefined ? undefined : findNamespaceInit(shell);
+    if (init !== undefined) process.kill(init, 'SIGKILL');
+    this.child.kill('SIGKILL');
+  }
+}
+
+function completeLines(text: string): string[] {
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+}
+
+function findNamespaceInit(root: number): number | undefined {
+  const queue = [root];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    for (const child of childrenOf(pid)) {
+      try {
+        const nspid = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1]?.trim().split(/\s+/);
+        if (nspid && nspid.length > 1 && nspid.at(-1) === '1') return child;
+      } catch {
+        continue;
+      }
+      queue.push(child);
+    }
+  }
+  return undefined;
+}
+
+/** Numbers N of the `PREFIX N` lines, in order. */
+export function counts(lines: readonly string[], prefix: string): number[] {
+  return lines.filter((line) => line.startsWith(`${prefix} `)).map((line) => Number(line.slice(prefix.length + 1)));
+}
