@@ -3,6 +3,7 @@ import { ConfigError, OPTIONS, camel, loadConfig, type Flags } from './config.js
 import { EXIT } from './init/exit.js';
 import { createLogger } from './log.js';
 import { run } from './run.js';
+import { checkpointCommand, type CheckpointOptions } from './commands/checkpoint.js';
 import { VERSION } from './version.js';
 
 const EPILOG = `
@@ -24,10 +25,14 @@ Examples:
   STASIS_DIR=/checkpoints stasis -- java -jar app.jar     # dump with: kill -USR2 1
 `;
 
-export function buildProgram(): Command {
+/**
+ * The program. Subcommands are attached only when the first argument names one,
+ * so that `stasis -- status` or `stasis checkpoint-tool` run an app, never a subcommand.
+ */
+export function buildProgram(argv: readonly string[] = []): Command {
   const program = new Command('stasis')
     .description('Container init (PID 1) that checkpoints its app with CRIU and restores it on the next start.')
-    .usage('[options] -- CMD [ARGS...]')
+    .usage('[options] -- CMD [ARGS...]\n       stasis checkpoint|status|doctor [options]')
     .version(VERSION, '-V, --version')
     .argument('[command...]', 'the app to run, after --')
     .passThroughOptions()
@@ -48,7 +53,26 @@ export function buildProgram(): Command {
     const log = createLogger(config.logLevel, config.logFormat);
     await run(config, command, log);
   });
+  const first = argv[0];
+  const commands = subcommands();
+  if (first === undefined || first === '-h' || first === '--help' || commands.some((c) => c.name() === first)) {
+    for (const command of commands) program.addCommand(command);
+  }
   return program;
+}
+
+/** `stasis checkpoint`, `stasis status`, `stasis doctor`. */
+function subcommands(): Command[] {
+  const checkpoint = new Command('checkpoint')
+    .description('ask the running stasis (PID 1) for a dump now, e.g. from a preStop hook; exits 0 once committed, 1 if it failed')
+    .option('--exit', 'dump, then end the app (stasis exits 0)')
+    .option('--continue', 'dump and keep the app running')
+    .option('--timeout <duration>', 'how long to wait for the dump', '10m')
+    .option('--socket <path>', 'control socket [STASIS_SOCKET, default /dev/shm/stasis.sock]')
+    .action(async (options: CheckpointOptions) => {
+      process.exitCode = await checkpointCommand(options);
+    });
+  return [checkpoint];
 }
 
 /** Commander's parsed flags, keyed like the OPTIONS table (camelCase of the flag). */
@@ -59,7 +83,7 @@ function pickFlags(flags: Flags): Flags {
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
-  const program = buildProgram().exitOverride();
+  const program = buildProgram(argv.slice(2)).exitOverride();
   try {
     await program.parseAsync([...argv], { from: 'node' });
   } catch (error) {

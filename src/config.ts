@@ -9,6 +9,9 @@ export interface Config {
   readonly dir: string | null;
   readonly dumpSignal: number | null;
   readonly afterDump: 'continue' | 'exit';
+  readonly checkpointOnTerm: boolean;
+  readonly interval: number | null;
+  readonly socket: string;
   readonly keep: number;
   readonly onRestoreFailure: 'fresh' | 'exit';
   readonly minPid: number;
@@ -16,6 +19,8 @@ export interface Config {
   readonly criuDumpOpts: readonly string[];
   readonly criuRestoreOpts: readonly string[];
   readonly tcp: 'established' | 'close' | 'off';
+  readonly fileLocks: boolean;
+  readonly extUnixSockets: boolean;
   readonly appVersion: string;
   readonly logLevel: LogLevel;
   readonly logFormat: 'json' | 'pretty' | 'auto';
@@ -93,6 +98,18 @@ function duration(allowZero: boolean) {
   };
 }
 
+function optionalInterval(raw: string): number | null {
+  if (raw.trim() === '' || raw.trim().toLowerCase() === 'off') return null;
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms < 1000) throw new Invalid('a duration of at least 1s such as 30s, 5m or 1h, or "off"');
+  return ms;
+}
+
+function absolutePath(raw: string): string {
+  if (!raw.startsWith('/')) throw new Invalid('an absolute path');
+  return raw;
+}
+
 function nonEmpty(raw: string): string {
   if (raw.trim() === '') throw new Invalid('a non-empty value');
   return raw;
@@ -162,6 +179,12 @@ export const OPTIONS = [
     description: 'signal that makes stasis dump the app (not forwarded); "none" disables' }),
   spec({ key: 'afterDump', env: 'STASIS_AFTER_DUMP', flag: 'after-dump', kind: 'value', valueName: 'mode', defaultText: 'exit', parse: oneOf(['continue', 'exit'] as const),
     description: 'after a dump: "continue" (app keeps running) or "exit" (app ends, stasis exits 0)' }),
+  spec({ key: 'checkpointOnTerm', env: 'STASIS_CHECKPOINT_ON_TERM', flag: 'checkpoint-on-term', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
+    description: 'on SIGTERM dump first (exit mode), then exit 0; if the dump fails, forward SIGTERM' }),
+  spec({ key: 'interval', env: 'STASIS_INTERVAL', flag: 'interval', kind: 'value', valueName: 'duration', defaultText: '(off)', parse: optionalInterval,
+    description: 'also dump every DURATION with the app kept running (a tick is skipped while a dump runs)' }),
+  spec({ key: 'socket', env: 'STASIS_SOCKET', flag: 'socket', kind: 'value', valueName: 'path', defaultText: '/dev/shm/stasis.sock', parse: absolutePath,
+    description: 'control socket (owner-only) that `stasis checkpoint` talks to' }),
   spec({ key: 'keep', env: 'STASIS_KEEP', flag: 'keep', kind: 'value', valueName: 'n', defaultText: '2', parse: integer(1, 1000),
     description: 'checkpoint generations kept; restore falls back to older ones' }),
   spec({ key: 'onRestoreFailure', env: 'STASIS_ON_RESTORE_FAILURE', flag: 'on-restore-failure', kind: 'value', valueName: 'mode', defaultText: 'fresh', parse: oneOf(['fresh', 'exit'] as const),
@@ -176,6 +199,10 @@ export const OPTIONS = [
     description: 'extra criu restore options, split like shell words (no shell runs)' }),
   spec({ key: 'tcp', env: 'STASIS_TCP', flag: 'tcp', kind: 'value', valueName: 'mode', defaultText: 'off', parse: oneOf(['established', 'close', 'off'] as const),
     description: 'open TCP connections: "established" (--tcp-established), "close" (--tcp-close) or "off" (dump fails on them)' }),
+  spec({ key: 'fileLocks', env: 'STASIS_FILE_LOCKS', flag: 'file-locks', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
+    description: 'dump and restore file locks the app holds (criu --file-locks)' }),
+  spec({ key: 'extUnixSockets', env: 'STASIS_EXT_UNIX_SK', flag: 'ext-unix-sk', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
+    description: 'allow unix sockets connected outside the app (criu --ext-unix-sk)' }),
   spec({ key: 'appVersion', env: 'STASIS_APP_VERSION', flag: 'app-version', kind: 'value', valueName: 'text', defaultText: '(empty)', parse: (raw) => raw,
     description: 'part of the app fingerprint: a checkpoint of another version is never restored' }),
   spec({ key: 'logLevel', env: 'STASIS_LOG_LEVEL', flag: 'log-level', kind: 'value', valueName: 'level', defaultText: 'info', parse: oneOf(LOG_LEVELS),

@@ -1,6 +1,8 @@
+import { constants } from 'node:os';
 import type { Config } from './config.js';
-import { prepareCheckpoints, requestDump } from './checkpoint/controller.js';
+import { dumpOnTerm, prepareCheckpoints, requestDump, startInterval, toResponse } from './checkpoint/controller.js';
 import { restoreNewest } from './checkpoint/restore.js';
+import { startControlServer } from './control.js';
 import { EXIT } from './init/exit.js';
 import { raisePidFloor } from './init/pidfloor.js';
 import { Supervisor } from './init/supervisor.js';
@@ -15,20 +17,31 @@ export async function run(config: Config, command: readonly string[], log: Logge
     return;
   }
   const checkpoints = await prepareCheckpoints(config, command, log);
-  supervisor.onDumpSignal = () => {
-    void requestDump(supervisor, checkpoints, { mode: config.afterDump, reason: 'signal' }, log);
-  };
+  const afterDump = config.afterDump;
+  if (config.dumpSignal !== null) {
+    supervisor.intercept(config.dumpSignal, () => void requestDump(supervisor, checkpoints, { mode: afterDump, reason: 'signal' }, log));
+  }
+  if (config.checkpointOnTerm) {
+    const term = constants.signals.SIGTERM;
+    supervisor.intercept(term, () => void dumpOnTerm(supervisor, checkpoints, log, term));
+  }
+  const control = await startControlServer(
+    config.socket,
+    async (request) => toResponse(await requestDump(supervisor, checkpoints, { mode: request.mode ?? afterDump, reason: 'control socket' }, log)),
+    log,
+  );
+  if (control) supervisor.onExit(() => control.close());
   if (checkpoints.enabled) {
     const outcome = await restoreNewest(checkpoints.context);
-    if (outcome.kind === 'restored') {
-      supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
-      return;
-    }
     if (outcome.kind === 'failed') {
       await supervisor.finish(EXIT.restoreFailed);
       return;
     }
+    if (outcome.kind === 'restored') supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
   }
-  raisePidFloor(config.minPid, log);
-  supervisor.spawnApp(command);
+  if (supervisor.appPid === null) {
+    raisePidFloor(config.minPid, log);
+    supervisor.spawnApp(command);
+  }
+  if (checkpoints.enabled && config.interval !== null) startInterval(supervisor, checkpoints, config.interval, log);
 }

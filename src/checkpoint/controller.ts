@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import type { ControlResponse } from '../control.js';
 import { needsUnprivileged } from '../criu/caps.js';
 import { probeCriu } from '../criu/run.js';
 import type { Supervisor } from '../init/supervisor.js';
@@ -47,4 +48,43 @@ export function requestDump(supervisor: Supervisor, state: CheckpointState, requ
     if (outcome.ok && request.mode === 'exit') supervisor.markEndedByDump();
     return outcome;
   }) as Promise<DumpOutcome>;
+}
+
+/** Pure: the control socket's answer for a dump outcome. */
+export function toResponse(outcome: DumpOutcome): ControlResponse {
+  if (!outcome.ok) return { ok: false, error: outcome.error, criu_errors: outcome.criuErrors };
+  const frozen = outcome.stats?.frozen_time_us;
+  return {
+    ok: true,
+    generation: outcome.generation,
+    bytes: outcome.bytes,
+    duration_ms: outcome.durationMs,
+    ...(frozen === undefined ? {} : { frozen_ms: Math.round(frozen / 1000) }),
+    mode: outcome.mode,
+  };
+}
+
+/**
+ * SIGTERM with STASIS_CHECKPOINT_ON_TERM: waits for a dump in progress, then dumps
+ * in exit mode; if that fails, SIGTERM goes to the app so the pod still stops.
+ */
+export async function dumpOnTerm(supervisor: Supervisor, state: CheckpointState, log: Logger, term: number): Promise<void> {
+  await supervisor.whenIdle();
+  const outcome = await requestDump(supervisor, state, { mode: 'exit', reason: 'SIGTERM' }, log);
+  if (!outcome.ok) {
+    log.warn({ error: outcome.error }, 'dump on SIGTERM failed; forwarding SIGTERM');
+    supervisor.forward(term);
+  }
+}
+
+/** STASIS_INTERVAL: a continue-mode dump every `ms`; a tick that finds a dump running is skipped. */
+export function startInterval(supervisor: Supervisor, state: CheckpointState, ms: number, log: Logger): void {
+  const timer = setInterval(() => {
+    if (supervisor.isBusy || supervisor.appPid === null) {
+      log.info('interval checkpoint skipped: a dump is running or no app yet');
+      return;
+    }
+    void requestDump(supervisor, state, { mode: 'continue', reason: 'interval' }, log);
+  }, ms);
+  supervisor.onExit(async () => clearInterval(timer));
 }

@@ -17,7 +17,14 @@ export interface DumpRequest {
 }
 
 export type DumpOutcome =
-  | { readonly ok: true; readonly generation: number; readonly bytes: number; readonly durationMs: number; readonly stats: DumpStats | undefined }
+  | {
+      readonly ok: true;
+      readonly generation: number;
+      readonly bytes: number;
+      readonly durationMs: number;
+      readonly mode: 'continue' | 'exit';
+      readonly stats: DumpStats | undefined;
+    }
   | { readonly ok: false; readonly error: string; readonly criuErrors: readonly string[] };
 
 export interface DumpContext {
@@ -49,6 +56,8 @@ export async function dumpApp(context: DumpContext, appPid: number, request: Dum
       imagesDir: incoming,
       leave: request.mode === 'continue' ? 'continue' : 'stop',
       tcp: config.tcp,
+      fileLocks: config.fileLocks,
+      extUnixSockets: config.extUnixSockets,
       unprivileged: context.unprivileged,
       extra: config.criuDumpOpts,
     });
@@ -98,7 +107,7 @@ export async function dumpApp(context: DumpContext, appPid: number, request: Dum
         },
         'dump committed',
       );
-      return { ok: true, generation, bytes, durationMs, stats };
+      return { ok: true, generation, bytes, durationMs, mode: request.mode, stats };
     } catch (error) {
       if (request.mode === 'exit') resumeTree(appPid);
       await rm(incoming, { recursive: true, force: true });

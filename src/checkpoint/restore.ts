@@ -5,6 +5,7 @@ import { inheritedFds, restoreArgs, RESTORE_LOG, RESTORE_PIDFILE } from '../criu
 import { runCriu, type CriuInfo } from '../criu/run.js';
 import { parseStatsImage } from '../criu/stats.js';
 import type { Logger } from '../log.js';
+import { recordRestore, restoreRecord } from './history.js';
 import { fingerprint } from './layout.js';
 import { judge, listGenerations, quarantine, type Generation } from './store.js';
 
@@ -25,9 +26,17 @@ export type RestoreOutcome =
 /**
  * Restores the newest generation that belongs to this app. A generation that is
  * broken or fails to restore goes to quarantine; with STASIS_ON_RESTORE_FAILURE=fresh
- * the next older one is tried, else the failure is returned at once.
+ * the next older one is tried, else the failure is returned at once. The outcome is
+ * recorded in $STASIS_DIR/last-restore.json for `stasis status`.
  */
 export async function restoreNewest(context: RestoreContext): Promise<RestoreOutcome> {
+  const started = performance.now();
+  const outcome = await tryGenerations(context);
+  await recordRestore(context.dir, restoreRecord(outcome, performance.now() - started, new Date()));
+  return outcome;
+}
+
+async function tryGenerations(context: RestoreContext): Promise<RestoreOutcome> {
   const { config, dir, log } = context;
   const expected = fingerprint(context.argv, config.appVersion);
   for (const generation of await listGenerations(dir)) {
@@ -68,6 +77,8 @@ async function restoreGeneration(
     pidfile,
     inherit,
     tcp: config.tcp,
+    fileLocks: config.fileLocks,
+    extUnixSockets: config.extUnixSockets,
     unprivileged: context.unprivileged,
     extra: config.criuRestoreOpts,
   });

@@ -6,6 +6,8 @@ export interface DumpArgsInput {
   /** 'continue': the app runs on; 'stop': it is left stopped so stasis decides after the commit. */
   readonly leave: 'continue' | 'stop';
   readonly tcp: TcpMode;
+  readonly fileLocks: boolean;
+  readonly extUnixSockets: boolean;
   readonly unprivileged: boolean;
   readonly extra: readonly string[];
 }
@@ -23,7 +25,7 @@ export function dumpArgs(input: DumpArgsInput): string[] {
     '-v4',
     input.leave === 'continue' ? '--leave-running' : '--leave-stopped',
     ...(input.tcp === 'off' ? [] : ['--tcp-established']),
-    ...(input.unprivileged ? ['--unprivileged'] : []),
+    ...commonOptions(input),
     ...input.extra,
   ];
 }
@@ -55,8 +57,19 @@ export interface RestoreArgsInput {
   readonly pidfile: string;
   readonly inherit: readonly InheritedFd[];
   readonly tcp: TcpMode;
+  readonly fileLocks: boolean;
+  readonly extUnixSockets: boolean;
   readonly unprivileged: boolean;
   readonly extra: readonly string[];
+}
+
+/** Options that dump and restore must agree on. */
+function commonOptions(input: { fileLocks: boolean; extUnixSockets: boolean; unprivileged: boolean }): string[] {
+  return [
+    ...(input.fileLocks ? ['--file-locks'] : []),
+    ...(input.extUnixSockets ? ['--ext-unix-sk'] : []),
+    ...(input.unprivileged ? ['--unprivileged'] : []),
+  ];
 }
 
 export function restoreArgs(input: RestoreArgsInput): string[] {
@@ -72,7 +85,7 @@ export function restoreArgs(input: RestoreArgsInput): string[] {
     '--pidfile', input.pidfile,
     ...input.inherit.flatMap(({ fd, key }) => ['--inherit-fd', `fd[${fd}]:${key}`]),
     ...(input.tcp === 'established' ? ['--tcp-established'] : input.tcp === 'close' ? ['--tcp-close'] : []),
-    ...(input.unprivileged ? ['--unprivileged'] : []),
+    ...commonOptions(input),
     ...input.extra,
   ];
 }

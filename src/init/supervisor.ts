@@ -34,8 +34,10 @@ export class Supervisor {
   /** Set when a committed dump ended the app on purpose: stasis then exits 0. */
   private appEndedByDump = false;
   private keepAlive: NodeJS.Timeout | null = null;
-  /** Called when the dump signal arrives; unset when checkpoints are off. */
-  onDumpSignal: (() => void) | null = null;
+  /** Signals stasis handles itself instead of forwarding (the dump signal, SIGTERM with checkpoint-on-term). */
+  private readonly intercepted = new Map<number, () => void>();
+  /** Run before exiting (e.g. closing the control socket). */
+  private readonly cleanups: (() => Promise<void>)[] = [];
 
   constructor(
     private readonly config: Config,
@@ -115,10 +117,25 @@ export class Supervisor {
     this.appEndedByDump = true;
   }
 
+  /** Makes stasis handle `signal` with `handler` instead of forwarding it. */
+  intercept(signal: number, handler: () => void): void {
+    this.intercepted.set(signal, handler);
+  }
+
+  onExit(cleanup: () => Promise<void>): void {
+    this.cleanups.push(cleanup);
+  }
+
+  /** Resolves once no exclusive task (dump) runs. */
+  async whenIdle(): Promise<void> {
+    while (this.busy) await this.busy.catch(() => undefined);
+  }
+
   private onSignal(signal: number): void {
-    if (signal === this.config.dumpSignal && this.onDumpSignal) {
-      this.log.info({ signal: signalName(signal) }, 'dump signal received');
-      this.onDumpSignal();
+    const handler = this.intercepted.get(signal);
+    if (handler && !this.finishing) {
+      this.log.info({ signal: signalName(signal) }, 'signal handled by stasis');
+      handler();
       return;
     }
     if (this.app === null || this.holds > 0) {
@@ -199,6 +216,7 @@ export class Supervisor {
       }
     }
     if (this.keepAlive) clearInterval(this.keepAlive);
+    for (const cleanup of this.cleanups) await cleanup().catch(() => undefined);
     this.log.info({ exit_code: code }, 'exiting');
     this.exit(code);
   }
