@@ -1,5 +1,5 @@
 import { chmodSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import type { Logger } from './log.js';
 
 /** What `stasis checkpoint` asks for; mode undefined = STASIS_AFTER_DUMP. */

@@ -4,11 +4,12 @@ import { needsUnprivileged } from '../criu/caps.js';
 import { probeCriu } from '../criu/run.js';
 import type { Supervisor } from '../init/supervisor.js';
 import type { Logger } from '../log.js';
-import { dumpApp, type DumpContext, type DumpOutcome, type DumpRequest } from './dump.js';
+import type { CheckpointContext } from './context.js';
+import { dumpApp, type DumpOutcome, type DumpRequest } from './dump.js';
 import { openStore, StoreRefused } from './store.js';
 
 export type CheckpointState =
-  | { readonly enabled: true; readonly context: DumpContext }
+  | { readonly enabled: true; readonly context: CheckpointContext }
   | { readonly enabled: false; readonly reason: string };
 
 /** Decides whether checkpoints can work here: a usable STASIS_DIR and criu >= 4. */

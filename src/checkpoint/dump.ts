@@ -1,15 +1,14 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../config.js';
 import { dumpArgs, DUMP_LOG } from '../criu/args.js';
-import { runCriu, type CriuInfo } from '../criu/run.js';
+import { runCriu } from '../criu/run.js';
 import { parseStatsImage, type DumpStats } from '../criu/stats.js';
 import { descendantsOf, readProcTable } from '../init/processes.js';
-import type { Logger } from '../log.js';
 import { identifyStdio } from '../stdio.js';
 import { VERSION } from '../version.js';
 import { fingerprint, type Metadata } from './layout.js';
 import { beginIncoming, commit, imageBytes, nextGenerationNumber, prune } from './store.js';
+import type { CheckpointContext } from './context.js';
 
 export interface DumpRequest {
   readonly mode: 'continue' | 'exit';
@@ -27,21 +26,12 @@ export type DumpOutcome =
     }
   | { readonly ok: false; readonly error: string; readonly criuErrors: readonly string[] };
 
-export interface DumpContext {
-  readonly config: Config;
-  readonly dir: string;
-  readonly log: Logger;
-  readonly criu: CriuInfo;
-  readonly unprivileged: boolean;
-  readonly argv: readonly string[];
-}
-
 /**
  * Dumps the app tree into a new generation. In exit mode criu leaves the tree
  * stopped: it is killed only once the generation is committed, and resumed if
  * anything failed - so a failed dump never costs the app.
  */
-export async function dumpApp(context: DumpContext, appPid: number, request: DumpRequest): Promise<DumpOutcome> {
+export async function dumpApp(context: CheckpointContext, appPid: number, request: DumpRequest): Promise<DumpOutcome> {
   const { config, dir, log } = context;
   const started = performance.now();
   const stdio = identifyStdio(appPid);

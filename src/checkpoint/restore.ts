@@ -1,22 +1,12 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../config.js';
 import { inheritedFds, restoreArgs, RESTORE_LOG, RESTORE_PIDFILE } from '../criu/args.js';
-import { runCriu, type CriuInfo } from '../criu/run.js';
+import { runCriu } from '../criu/run.js';
 import { parseStatsImage } from '../criu/stats.js';
-import type { Logger } from '../log.js';
 import { recordRestore, restoreRecord } from './history.js';
 import { fingerprint } from './layout.js';
 import { judge, listGenerations, quarantine, type Generation } from './store.js';
-
-export interface RestoreContext {
-  readonly config: Config;
-  readonly dir: string;
-  readonly log: Logger;
-  readonly criu: CriuInfo;
-  readonly unprivileged: boolean;
-  readonly argv: readonly string[];
-}
+import type { CheckpointContext } from './context.js';
 
 export type RestoreOutcome =
   | { readonly kind: 'restored'; readonly pid: number; readonly generation: number }
@@ -29,14 +19,14 @@ export type RestoreOutcome =
  * the next older one is tried, else the failure is returned at once. The outcome is
  * recorded in $STASIS_DIR/last-restore.json for `stasis status`.
  */
-export async function restoreNewest(context: RestoreContext): Promise<RestoreOutcome> {
+export async function restoreNewest(context: CheckpointContext): Promise<RestoreOutcome> {
   const started = performance.now();
   const outcome = await tryGenerations(context);
   await recordRestore(context.dir, restoreRecord(outcome, performance.now() - started, new Date()));
   return outcome;
 }
 
-async function tryGenerations(context: RestoreContext): Promise<RestoreOutcome> {
+async function tryGenerations(context: CheckpointContext): Promise<RestoreOutcome> {
   const { config, dir, log } = context;
   const expected = fingerprint(context.argv, config.appVersion);
   for (const generation of await listGenerations(dir)) {
@@ -64,7 +54,7 @@ async function tryGenerations(context: RestoreContext): Promise<RestoreOutcome> 
 }
 
 async function restoreGeneration(
-  context: RestoreContext,
+  context: CheckpointContext,
   generation: Generation,
   stdio: readonly { fd: number; inheritKey: string | null }[],
 ): Promise<Exclude<RestoreOutcome, { kind: 'none' }>> {

@@ -1,0 +1,13 @@
+import type { Config } from '../config.js';
+import type { CriuInfo } from '../criu/run.js';
+import type { Logger } from '../log.js';
+
+/** What a dump or a restore needs to know: settled once at start, when checkpoints are on. */
+export interface CheckpointContext {
+  readonly config: Config;
+  readonly dir: string;
+  readonly log: Logger;
+  readonly criu: CriuInfo;
+  readonly unprivileged: boolean;
+  readonly argv: readonly string[];
+}
