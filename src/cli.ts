@@ -4,6 +4,8 @@ import { EXIT } from './init/exit.js';
 import { createLogger } from './log.js';
 import { run } from './run.js';
 import { checkpointCommand, type CheckpointOptions } from './commands/checkpoint.js';
+import { doctorCommand, type DoctorFlags } from './commands/doctor.js';
+import { statusCommand, type StatusFlags } from './commands/status.js';
 import { VERSION } from './version.js';
 
 const EPILOG = `
@@ -56,7 +58,8 @@ export function buildProgram(argv: readonly string[] = []): Command {
   const first = argv[0];
   const commands = subcommands();
   if (first === undefined || first === '-h' || first === '--help' || commands.some((c) => c.name() === first)) {
-    for (const command of commands) program.addCommand(command);
+    // exitOverride: a subcommand's usage error exits 2 like the root's (addCommand copies no settings).
+    for (const command of commands) program.addCommand(command.exitOverride().showHelpAfterError());
   }
   return program;
 }
@@ -72,7 +75,22 @@ function subcommands(): Command[] {
     .action(async (options: CheckpointOptions) => {
       process.exitCode = await checkpointCommand(options);
     });
-  return [checkpoint];
+  const status = new Command('status')
+    .description('show the checkpoint generations (time, size, command, dump stats), quarantine and the last restore')
+    .option('--dir <path>', 'checkpoint directory [STASIS_DIR]')
+    .option('--json', 'one JSON document instead of tables')
+    .action(async (options: StatusFlags) => {
+      process.exitCode = await statusCommand(options);
+    });
+  const doctor = new Command('doctor')
+    .description('check that checkpoints can work here (criu, capabilities, STASIS_DIR, ...); exits 1 when something required is missing')
+    .option('--dir <path>', 'checkpoint directory [STASIS_DIR]')
+    .option('--criu <path>', 'criu binary [STASIS_CRIU, default criu]')
+    .option('--json', 'one JSON document instead of the table')
+    .action(async (options: DoctorFlags) => {
+      process.exitCode = await doctorCommand(options);
+    });
+  return [checkpoint, status, doctor];
 }
 
 /** Commander's parsed flags, keyed like the OPTIONS table (camelCase of the flag). */
