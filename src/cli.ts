@@ -3,9 +3,9 @@ import { ConfigError, OPTIONS, camel, loadConfig, type Flags } from './config.js
 import { EXIT } from './init/exit.js';
 import { createLogger } from './log.js';
 import { run } from './run.js';
-import { checkpointCommand, type CheckpointOptions } from './commands/checkpoint.js';
-import { doctorCommand, type DoctorFlags } from './commands/doctor.js';
-import { statusCommand, type StatusFlags } from './commands/status.js';
+import type { CheckpointOptions } from './commands/checkpoint.js';
+import type { DoctorFlags } from './commands/doctor.js';
+import type { StatusFlags } from './commands/status.js';
 import { VERSION } from './version.js';
 
 const EPILOG = `
@@ -73,14 +73,14 @@ function subcommands(): Command[] {
     .option('--timeout <duration>', 'how long to wait for the dump', '10m')
     .option('--socket <path>', 'control socket [STASIS_SOCKET, default /dev/shm/stasis.sock]')
     .action(async (options: CheckpointOptions) => {
-      process.exitCode = await checkpointCommand(options);
+      process.exitCode = await (await import('./commands/checkpoint.js')).checkpointCommand(options);
     });
   const status = new Command('status')
     .description('show the checkpoint generations (time, size, command, dump stats), quarantine and the last restore')
     .option('--dir <path>', 'checkpoint directory [STASIS_DIR]')
     .option('--json', 'one JSON document instead of tables')
     .action(async (options: StatusFlags) => {
-      process.exitCode = await statusCommand(options);
+      process.exitCode = await (await import('./commands/status.js')).statusCommand(options);
     });
   const doctor = new Command('doctor')
     .description('check that checkpoints can work here (criu, capabilities, STASIS_DIR, ...); exits 1 when something required is missing')
@@ -88,7 +88,7 @@ function subcommands(): Command[] {
     .option('--criu <path>', 'criu binary [STASIS_CRIU, default criu]')
     .option('--json', 'one JSON document instead of the table')
     .action(async (options: DoctorFlags) => {
-      process.exitCode = await doctorCommand(options);
+      process.exitCode = await (await import('./commands/doctor.js')).doctorCommand(options);
     });
   return [checkpoint, status, doctor];
 }

@@ -8,7 +8,11 @@ export type { Logger };
 class Stderr implements DestinationStream {
   constructor(private readonly pretty: boolean) {}
   write(line: string): void {
-    writeSync(2, this.pretty ? prettyLine(line) : line);
+    try {
+      writeSync(2, this.pretty ? prettyLine(line) : line);
+    } catch {
+      // stderr gone (a closed pipe): PID 1 must keep running its app, log or not
+    }
   }
 }
 

@@ -1,8 +1,5 @@
 import { constants } from 'node:os';
 import type { Config } from './config.js';
-import { dumpOnTerm, prepareCheckpoints, requestDump, startInterval, toResponse } from './checkpoint/controller.js';
-import { restoreNewest } from './checkpoint/restore.js';
-import { startControlServer } from './control.js';
 import { EXIT } from './init/exit.js';
 import { raisePidFloor } from './init/pidfloor.js';
 import { Supervisor } from './init/supervisor.js';
@@ -16,6 +13,9 @@ export async function run(config: Config, command: readonly string[], log: Logge
     supervisor.spawnApp(command);
     return;
   }
+  // Loaded only with checkpoints on: a plain init starts faster without execa and criu's modules.
+  const [{ dumpOnTerm, prepareCheckpoints, requestDump, startInterval, toResponse }, { restoreNewest }, { startControlServer }] =
+    await Promise.all([import('./checkpoint/controller.js'), import('./checkpoint/restore.js'), import('./control.js')]);
   const checkpoints = await prepareCheckpoints(config, command, log);
   const afterDump = config.afterDump;
   if (config.dumpSignal !== null) {

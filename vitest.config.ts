@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    // Worker processes: the e2e tests spawn many processes and send signals.
+    pool: 'forks',
+    // The machine has 2 cores; the e2e tests are mostly waiting and run concurrently inside their file.
+    maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 5_000 },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
+          // Generous: a slow run on a busy 2-core machine is not a failure; the helpers bound every wait.
+          testTimeout: 120_000,
+          hookTimeout: 30_000,
+          maxConcurrency: 5,
+        },
+      },
+    ],
+  },
+});
