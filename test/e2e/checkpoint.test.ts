@@ -61,7 +61,7 @@ describe('migration between containers', () => {
 
     const second = container(COUNTER, { STASIS_DIR: dir });
     await second.waitForStdout((lines) => ticks(lines).length >= 5, 'ticks in container 2');
-    const restored = second.event('restored');
+    const restored = await second.waitForEvent('restored');
     expect(restored, second.events().map((e) => e.msg).join(',')).toBeDefined();
     expect(restored?.generation).toBe(1);
     expect(second.event('app started')).toBeUndefined();
@@ -73,7 +73,7 @@ describe('migration between containers', () => {
 
     const third = container(COUNTER, { STASIS_DIR: dir });
     await third.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks in container 3');
-    expect(third.event('restored')?.generation).toBe(2);
+    expect((await third.waitForEvent('restored')).generation).toBe(2);
     await third.signal('SIGTERM');
     const thirdResult = await third.done;
     expect(thirdResult.code, thirdResult.raw).toBe(143);
@@ -233,7 +233,7 @@ describe('failed dumps', () => {
 
     const next = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir });
     await next.waitForStdout((lines) => ticks(lines).length >= 1, 'ticks after the restore');
-    expect(next.event('restored')?.generation).toBe(1);
+    expect((await next.waitForEvent('restored')).generation).toBe(1);
     expect(ticks(next.stdout())[0]).toBeLessThan(ticks(first.stdout).at(-1) ?? 0);
     await next.signal('SIGTERM');
     expect((await next.done).code).toBe(143);

@@ -81,7 +81,7 @@ describe('stasis checkpoint (preStop)', () => {
 
     const next = container(env);
     await next.waitForStdout((lines) => ticks(lines).length >= 2, 'restored ticks');
-    expect(next.event('restored')?.generation).toBe(2);
+    expect((await next.waitForEvent('restored')).generation).toBe(2);
     expect(ticks(next.stdout())[0]).toBe((ticks(result.stdout).at(-1) ?? 0) + 1);
   });
 
@@ -183,7 +183,7 @@ describe('generations', () => {
 
     const next = container(env);
     await next.waitForStdout((lines) => ticks(lines).length >= 1, 'restored ticks');
-    expect(next.event('restored')?.generation).toBe(1);
+    expect((await next.waitForEvent('restored')).generation).toBe(1);
     expect(ticks(next.stdout())[0]).toBeGreaterThan(1);
     expect(readdirSync(join(dir, 'quarantine'))[0]).toMatch(/^gen-000002\./);
     expect(readlinkSync(join(dir, 'current'))).toBe('gen-000001');

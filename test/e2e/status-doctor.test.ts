@@ -169,7 +169,7 @@ describe('stasis status', () => {
 
     const second = container(COUNTER, { STASIS_DIR: dir });
     await second.waitForStdout((lines) => ticks(lines).length >= 2, 'ticks after the restore');
-    const restoredEvent = second.event('restored');
+    const restoredEvent = await second.waitForEvent('restored');
     expect(restoredEvent?.generation).toBe(1);
     const restored = await statusJson(dir);
     expect(restored.lastRestore).toMatchObject({ outcome: 'restored', generation: 1, pid: restoredEvent?.pid, errors: [] });
