@@ -98,10 +98,13 @@ function duration(allowZero: boolean) {
   };
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function optionalInterval(raw: string): number | null {
   if (raw.trim() === '' || raw.trim().toLowerCase() === 'off') return null;
   const ms = parseDuration(raw);
-  if (ms === undefined || ms < 1000) throw new Invalid('a duration of at least 1s such as 30s, 5m or 1h, or "off"');
+  // Node timers hold at most 2^31-1 ms; a longer interval would fire every millisecond.
+  if (ms === undefined || ms < 1000 || ms > MAX_TIMER_MS) throw new Invalid('a duration of at least 1s and at most 596h such as 30s, 5m or 1h, or "off"');
   return ms;
 }
 

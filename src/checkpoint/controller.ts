@@ -33,22 +33,42 @@ export async function prepareCheckpoints(config: Config, argv: readonly string[]
   return { enabled: true, context: { config, dir, log, criu, unprivileged, argv } };
 }
 
+/** The committed exit-mode dump that ended the app: every later request is answered with it. */
+const finalDumps = new WeakMap<Supervisor, DumpOutcome>();
+
 /**
  * Serialises dump requests on the supervisor: a request while a dump runs joins it
- * instead of starting a second one.
+ * instead of starting a second one; once an exit-mode dump has ended the app, later
+ * requests get that dump's result. Never rejects: a fault becomes a failed outcome.
  */
 export function requestDump(supervisor: Supervisor, state: CheckpointState, request: DumpRequest, log: Logger): Promise<DumpOutcome> {
   if (!state.enabled) {
     log.error({ reason: state.reason }, 'dump requested but checkpoints are off');
     return Promise.resolve({ ok: false, error: `checkpoints are off: ${state.reason}`, criuErrors: [] });
   }
-  return supervisor.exclusive(async () => {
-    const pid = supervisor.appPid;
-    if (pid === null) return { ok: false, error: 'no app is running', criuErrors: [] } satisfies DumpOutcome;
-    const outcome = await dumpApp(state.context, pid, request);
-    if (outcome.ok && request.mode === 'exit') supervisor.markEndedByDump();
-    return outcome;
-  }) as Promise<DumpOutcome>;
+  const final = finalDumps.get(supervisor);
+  if (final !== undefined) {
+    log.info({ reason: request.reason }, 'dump requested after the app was dumped and ended: answered with that dump');
+    return Promise.resolve(final);
+  }
+  return (
+    supervisor.exclusive(async () => {
+      const pid = supervisor.appPid;
+      if (pid === null) return { ok: false, error: 'no app is running', criuErrors: [] } satisfies DumpOutcome;
+      const earlier = finalDumps.get(supervisor);
+      if (earlier !== undefined) return earlier;
+      const outcome = await dumpApp(state.context, pid, request);
+      if (outcome.ok && request.mode === 'exit') {
+        finalDumps.set(supervisor, outcome);
+        supervisor.markEndedByDump();
+      }
+      return outcome;
+    }) as Promise<DumpOutcome>
+  ).catch((error: unknown): DumpOutcome => {
+    const message = `dump failed: ${(error as Error).message}`;
+    log.error({ err: (error as Error).stack ?? String(error) }, 'dump failed; the app keeps running');
+    return { ok: false, error: message, criuErrors: [] };
+  });
 }
 
 /** Pure: the control socket's answer for a dump outcome. */

@@ -1,13 +1,14 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dumpArgs, DUMP_LOG } from '../criu/args.js';
+import { explainCriuErrors, explainFsError } from '../criu/log.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage, type DumpStats } from '../criu/stats.js';
 import { descendantsOf, readProcTable } from '../init/processes.js';
 import { identifyStdio } from '../stdio.js';
 import { VERSION } from '../version.js';
 import { fingerprint, type Metadata } from './layout.js';
-import { beginIncoming, commit, imageBytes, nextGenerationNumber, prune } from './store.js';
+import { beginIncoming, commit, describeFsFailure, imageSizes, nextGenerationNumber, prune, volumeFull } from './store.js';
 import type { CheckpointContext } from './context.js';
 
 export interface DumpRequest {
@@ -35,8 +36,15 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
   const { config, dir, log } = context;
   const started = performance.now();
   const stdio = identifyStdio(appPid);
-  const incoming = await beginIncoming(dir);
   log.info({ pid: appPid, mode: request.mode, reason: request.reason }, 'dump started');
+  let incoming: string;
+  try {
+    incoming = await beginIncoming(dir);
+  } catch (error) {
+    const message = await describeFsFailure(dir, error);
+    log.error({ pid: appPid, error: message, err: (error as Error).message }, 'dump failed; the app keeps running');
+    return { ok: false, error: message, criuErrors: [] };
+  }
   const heartbeat = setInterval(() => {
     log.info({ pid: appPid, elapsed_ms: Math.round(performance.now() - started) }, 'dump still running');
   }, 5000);
@@ -53,15 +61,21 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
     });
     const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG) });
     if (!run.ok) {
+      // criu resumes the tree itself when it fails; SIGCONT is for a criu that died half-way
+      if (request.mode === 'exit') resumeTree(appPid);
+      // On a full volume criu's own log (kept there) is cut short: ask the volume before freeing it.
+      const full = await volumeFull(dir);
       await keepFailureLog(dir, incoming);
-      log.error({ pid: appPid, duration_ms: run.durationMs, criu_errors: run.errors }, 'dump failed; the app keeps running');
-      return { ok: false, error: run.errors.at(-1) ?? 'criu dump failed', criuErrors: run.errors };
+      const error = explainCriuErrors(run.errors, dir) ?? (full ? explainFsError('ENOSPC', dir) : undefined) ?? run.errors.at(-1) ?? 'criu dump failed';
+      log.error({ pid: appPid, duration_ms: run.durationMs, error, criu_errors: run.errors }, 'dump failed; the app keeps running');
+      return { ok: false, error, criuErrors: run.errors };
     }
     try {
       const stats = await readFile(join(incoming, 'stats-dump'))
         .then((image) => parseStatsImage(image).dump)
         .catch(() => undefined);
-      const bytes = await imageBytes(incoming);
+      const images = await imageSizes(incoming);
+      const bytes = Object.values(images).reduce((sum, size) => sum + size, 0);
       const generation = await nextGenerationNumber(dir);
       const metadata: Metadata = {
         format: 1,
@@ -75,6 +89,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
         criuVersion: context.criu.version,
         stasisVersion: VERSION,
         mode: request.mode,
+        images,
         dump: { duration_ms: 0, criu_ms: run.durationMs, bytes, ...(stats ? { stats } : {}) },
       };
       const durationMs = Math.round(performance.now() - started);
@@ -101,8 +116,8 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
     } catch (error) {
       if (request.mode === 'exit') resumeTree(appPid);
       await rm(incoming, { recursive: true, force: true });
-      const message = (error as Error).message;
-      log.error({ pid: appPid, err: message }, 'dump could not be committed; the app keeps running, the previous generation is intact');
+      const message = explainFsError((error as NodeJS.ErrnoException).code, dir) ?? (error as Error).message;
+      log.error({ pid: appPid, err: (error as Error).message, error: message }, 'dump could not be committed; the app keeps running, the previous generation is intact');
       return { ok: false, error: message, criuErrors: [] };
     }
   } finally {

@@ -8,6 +8,8 @@ export const METADATA_FILE = 'stasis.json';
 export const CURRENT_LINK = 'current';
 export const QUARANTINE_DIR = 'quarantine';
 export const INCOMING_PREFIX = '.incoming-';
+/** One line per restore of a generation, removed once one succeeds: lines found at start are restores that never finished. */
+export const RESTORE_ATTEMPT_FILE = 'restore-attempt';
 
 export interface Metadata {
   readonly format: number;
@@ -22,6 +24,8 @@ export interface Metadata {
   readonly criuVersion: string;
   readonly stasisVersion: string;
   readonly mode: 'continue' | 'exit';
+  /** Size of every file of the generation at commit (stasis.json itself excluded): a truncated image is caught before criu runs. */
+  readonly images?: Readonly<Record<string, number>>;
   readonly dump: {
     readonly duration_ms: number;
     readonly criu_ms: number;
@@ -52,8 +56,16 @@ export type Verdict =
 
 const REQUIRED_IMAGES = ['inventory.img', 'pstree.img'];
 
-/** Pure: can this generation be restored for the app with `expected` fingerprint? */
-export function judgeGeneration(metadataText: string | undefined, files: readonly string[], expected: string): Verdict {
+/**
+ * Pure: can this generation be restored for the app with `expected` fingerprint?
+ * With `sizes` (file name -> bytes now), files must still have the sizes stasis.json recorded.
+ */
+export function judgeGeneration(
+  metadataText: string | undefined,
+  files: readonly string[],
+  expected: string,
+  sizes?: Readonly<Record<string, number>>,
+): Verdict {
   if (metadataText === undefined) return { kind: 'broken', reason: `${METADATA_FILE} is missing` };
   let parsed: unknown;
   try {
@@ -71,10 +83,17 @@ export function judgeGeneration(metadataText: string | undefined, files: readonl
     return { kind: 'broken', reason: `${METADATA_FILE} lacks fingerprint, argv or stdio` };
   }
   if (metadata.fingerprint !== expected) {
-    return { kind: 'foreign', reason: `made for another command or app version: ${JSON.stringify(metadata.argv)}` };
+    const version = typeof metadata.appVersion === 'string' ? ` version ${JSON.stringify(metadata.appVersion)}` : '';
+    return { kind: 'foreign', reason: `made for another command or app version: ${JSON.stringify(metadata.argv)}${version}` };
   }
   const missing = REQUIRED_IMAGES.filter((image) => !files.includes(image));
   if (missing.length > 0) return { kind: 'broken', reason: `images missing: ${missing.join(', ')}` };
+  if (sizes !== undefined && typeof metadata.images === 'object' && metadata.images !== null) {
+    const wrong = Object.entries(metadata.images)
+      .filter(([name, size]) => sizes[name] !== size)
+      .map(([name, size]) => `${name} is ${sizes[name] === undefined ? 'missing' : `${sizes[name]} bytes`}, expected ${size}`);
+    if (wrong.length > 0) return { kind: 'broken', reason: `images damaged (truncated or changed since the dump): ${wrong.slice(0, 5).join('; ')}` };
+  }
   return { kind: 'restorable', metadata: metadata as Metadata };
 }
 

@@ -1,11 +1,13 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inheritedFds, restoreArgs, RESTORE_LOG, RESTORE_PIDFILE } from '../criu/args.js';
+import { explainCriuErrors } from '../criu/log.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage } from '../criu/stats.js';
 import { recordRestore, restoreRecord } from './history.js';
-import { fingerprint } from './layout.js';
-import { judge, listGenerations, quarantine, type Generation } from './store.js';
+import { fingerprint, RESTORE_ATTEMPT_FILE } from './layout.js';
+import { describeFsFailure, judge, listGenerations, quarantine, type Generation } from './store.js';
 import type { CheckpointContext } from './context.js';
 
 export type RestoreOutcome =
@@ -21,7 +23,13 @@ export type RestoreOutcome =
  */
 export async function restoreNewest(context: CheckpointContext): Promise<RestoreOutcome> {
   const started = performance.now();
-  const outcome = await tryGenerations(context);
+  const outcome = await tryGenerations(context).catch(async (error: unknown): Promise<RestoreOutcome> => {
+    // e.g. a read-only or vanished volume: PID 1 must still start the app
+    const reason = await describeFsFailure(context.dir, error);
+    const exit = context.config.onRestoreFailure === 'exit';
+    context.log.error({ dir: context.dir, reason, err: (error as Error).message }, exit ? 'cannot use the checkpoints' : 'cannot use the checkpoints; starting fresh');
+    return exit ? { kind: 'failed', generation: 0, criuErrors: [reason] } : { kind: 'none' };
+  });
   await recordRestore(context.dir, restoreRecord(outcome, performance.now() - started, new Date()));
   return outcome;
 }
@@ -41,16 +49,46 @@ async function tryGenerations(context: CheckpointContext): Promise<RestoreOutcom
       if (config.onRestoreFailure === 'exit') return { kind: 'failed', generation: generation.generation, criuErrors: [verdict.reason] };
       continue;
     }
+    // Each restore of a generation is recorded first and the record removed once it succeeded:
+    // records left over mean earlier starts died while restoring it (criu hung and the pod was
+    // killed, OOM). One such interruption is forgiven, the second quarantines the generation.
+    const attempt = join(generation.path, RESTORE_ATTEMPT_FILE);
+    const unfinished = (await readFile(attempt, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
+    if (unfinished.length >= MAX_UNFINISHED_RESTORES) {
+      const reason = `${unfinished.length} restores of this generation started (${unfinished.join(', ')}) and never finished (criu hung, or stasis was killed while restoring); not trying it again`;
+      const where = await quarantine(dir, generation, reason);
+      log.error({ generation: generation.generation, reason, quarantined: where }, 'checkpoint unusable, quarantined');
+      if (config.onRestoreFailure === 'exit') return { kind: 'failed', generation: generation.generation, criuErrors: [reason] };
+      continue;
+    }
+    if (unfinished.length > 0) log.warn({ generation: generation.generation, unfinished }, 'an earlier restore of this generation never finished; trying once more');
+    await appendFile(attempt, `${new Date().toISOString()}\n`, { mode: 0o600 }).catch(() => undefined);
     const outcome = await restoreGeneration(context, generation, verdict.metadata.stdio);
-    if (outcome.kind === 'restored') return outcome;
-    const where = await quarantine(dir, generation, `criu restore failed:\n${outcome.criuErrors.join('\n')}`);
+    if (outcome.kind === 'restored') {
+      await rm(attempt, { force: true }).catch(() => undefined);
+      return outcome;
+    }
+    const reason = explainCriuErrors(outcome.criuErrors, dir, commandOf);
+    const where = await quarantine(dir, generation, `criu restore failed${reason ? `: ${reason}` : ''}:\n${outcome.criuErrors.join('\n')}`);
     log.error(
-      { generation: generation.generation, criu_errors: outcome.criuErrors, quarantined: where },
+      { generation: generation.generation, ...(reason ? { reason } : {}), criu_errors: outcome.criuErrors, quarantined: where },
       config.onRestoreFailure === 'exit' ? 'restore failed' : 'restore failed; trying an older generation or a fresh start',
     );
     if (config.onRestoreFailure === 'exit') return outcome;
   }
   return { kind: 'none' };
+}
+
+/** Restores of one generation that may die unfinished before it is quarantined. */
+const MAX_UNFINISHED_RESTORES = 2;
+
+/** The command name of `pid` in this PID namespace, if it runs. */
+function commandOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 async function restoreGeneration(

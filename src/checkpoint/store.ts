@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, statfs, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CURRENT_LINK,
@@ -13,6 +13,7 @@ import {
   type Metadata,
   type Verdict,
 } from './layout.js';
+import { explainFsError } from '../criu/log.js';
 
 /** The checkpoint directory cannot be used; checkpoints are off and the app starts fresh. */
 export class StoreRefused extends Error {}
@@ -57,8 +58,8 @@ export async function listGenerations(dir: string): Promise<Generation[]> {
 
 export async function judge(generation: Generation, expectedFingerprint: string): Promise<Verdict> {
   const text = await readFile(join(generation.path, METADATA_FILE), 'utf8').catch(() => undefined);
-  const files = await readdir(generation.path);
-  return judgeGeneration(text, files, expectedFingerprint);
+  const sizes = await imageSizes(generation.path);
+  return judgeGeneration(text, Object.keys(sizes), expectedFingerprint, sizes);
 }
 
 export async function beginIncoming(dir: string): Promise<string> {
@@ -89,6 +90,16 @@ async function sealFiles(dir: string): Promise<number> {
   }
   await fsyncPath(dir);
   return bytes;
+}
+
+/** Size of every regular file in `dir`, by name: the manifest stasis.json records and restore checks. */
+export async function imageSizes(dir: string): Promise<Record<string, number>> {
+  const sizes: Record<string, number> = {};
+  for (const name of (await readdir(dir)).sort()) {
+    const info = await lstat(join(dir, name));
+    if (info.isFile()) sizes[name] = info.size;
+  }
+  return sizes;
 }
 
 export async function imageBytes(dir: string): Promise<number> {
@@ -164,10 +175,34 @@ export async function quarantine(dir: string, generation: Generation, reason: st
   await mkdir(quarantineDir, { recursive: true, mode: 0o700 });
   const target = join(quarantineDir, `${generation.name}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await rename(generation.path, target);
-  await writeFile(join(target, 'quarantine-reason.txt'), `${reason}\n`, { mode: 0o600 });
+  // a full volume must not stop the quarantine: the move above is what counts
+  await writeFile(join(target, 'quarantine-reason.txt'), `${reason}\n`, { mode: 0o600 }).catch(() => undefined);
   const remaining = await listGenerations(dir);
   if ((await currentName(dir)) === generation.name) await pointCurrentAt(dir, remaining[0]?.name ?? null);
   return target;
+}
+
+/**
+ * Why a file operation in the checkpoint directory failed, in words an operator can act
+ * on: a full, over-quota or read-only volume is named as such (Node's recursive mkdir
+ * reports ENOENT on a read-only volume, so the directory is probed with access(2)).
+ */
+export async function describeFsFailure(dir: string, error: unknown): Promise<string> {
+  const direct = explainFsError((error as NodeJS.ErrnoException).code, dir);
+  if (direct !== undefined) return direct;
+  const probe = await access(dir, constants.W_OK).then(
+    () => undefined,
+    (problem: NodeJS.ErrnoException) => explainFsError(problem.code, dir),
+  );
+  return probe ?? `cannot write to ${dir}: ${(error as Error).message}`;
+}
+
+/** True when the volume of `dir` has less than 1 MiB left: the likely cause of a failed dump whose log was cut short. */
+export async function volumeFull(dir: string): Promise<boolean> {
+  return statfs(dir).then(
+    (info) => info.bavail * info.bsize < 1 << 20,
+    () => false,
+  );
 }
 
 export async function exists(path: string): Promise<boolean> {

@@ -17,3 +17,41 @@ export function parseCriuVersion(text: string): [number, number, number] | undef
   if (!match) return undefined;
   return [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
 }
+
+/**
+ * Pure: a plain-words cause for criu error lines that are known to need an
+ * operator's action, or undefined. `dir` is the checkpoint directory.
+ */
+export function explainCriuErrors(
+  errors: readonly string[],
+  dir: string,
+  whoHas: (pid: number) => string | undefined = () => undefined,
+): string | undefined {
+  const text = errors.join('\n');
+  if (/No space left on device|ENOSPC/i.test(text)) {
+    return `the checkpoint volume is full (No space left on device) at ${dir}: give it more space than the app's memory, or lower STASIS_KEEP`;
+  }
+  if (/Disk quota exceeded|EDQUOT/i.test(text)) return `the disk quota of the checkpoint volume is exceeded at ${dir}`;
+  if (/Read-only file system|EROFS/i.test(text)) return `the checkpoint volume is read-only at ${dir}`;
+  const fork = /Can't fork for (\d+): File exists/.exec(text);
+  if (fork) {
+    const pid = Number(fork[1]);
+    const who = whoHas(pid);
+    return `PID ${pid} of the checkpointed app is taken in this container${who === undefined ? '' : ` by "${who}"`}: nothing else may hold the app's PIDs when it is restored (keep STASIS_MIN_PID above the PIDs other processes get)`;
+  }
+  if (/sockets: Can't get 1:(16|34) opt: Operation not supported/.test(text)) {
+    return 'this criu cannot dump sockets on Linux 6.16 or newer (SO_PASSCRED/SO_PASSSEC, criu issue 2705): use criu 4.2 or newer';
+  }
+  if (/Iptables configuration failed/.test(text) && /exited, status=127/.test(text)) {
+    return 'criu could not lock the network for TCP: iptables-restore is missing; install iptables, or pass "--network-lock nftables" in STASIS_CRIU_DUMP_OPTS and STASIS_CRIU_RESTORE_OPTS';
+  }
+  return undefined;
+}
+
+/** Pure: the same for an error of stasis's own file work (an errno code), or undefined. */
+export function explainFsError(code: string | undefined, dir: string): string | undefined {
+  if (code === 'ENOSPC') return explainCriuErrors(['ENOSPC'], dir);
+  if (code === 'EDQUOT') return explainCriuErrors(['EDQUOT'], dir);
+  if (code === 'EROFS') return explainCriuErrors(['EROFS'], dir);
+  return undefined;
+}

@@ -15,18 +15,29 @@ export interface NativeAddon {
   cloexecFrom3(): void;
   /** waitpid(WNOHANG) every child that is not in `exclude`; returns the ones reaped. */
   reap(exclude: readonly number[]): ReapedChild[];
-  raisePidFloor(floor: number): { method: 'set_tid' | 'fork' | 'none'; lastPid: number };
+  /** Moves the PID counter past floor - 1 by forking children that exit at once ('none': it was there already). */
+  raisePidFloor(floor: number): { method: 'fork' | 'none'; lastPid: number };
 }
 
 let addon: NativeAddon | undefined;
+let provider: (() => NativeAddon) | undefined;
 
-/** Set by the single-executable entry point, which unpacks the addon from its assets. */
-export function provideAddon(loaded: NativeAddon): void {
-  addon = loaded;
+/**
+ * Set by the single-executable entry point, which unpacks the addon from its assets:
+ * the addon itself, or a loader that runs on first use (so --help and --version
+ * never touch it).
+ */
+export function provideAddon(loaded: NativeAddon | (() => NativeAddon)): void {
+  if (typeof loaded === 'function') provider = loaded;
+  else addon = loaded;
 }
 
 export function native(): NativeAddon {
   if (addon) return addon;
+  if (provider) {
+    addon = provider();
+    return addon;
+  }
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, '../../../build/Release/stasis.node'), join(here, '../../build/Release/stasis.node')];
   const path = candidates.find((candidate) => existsSync(candidate));

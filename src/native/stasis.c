@@ -4,8 +4,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <linux/sched.h>
 #include <node_api.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -141,25 +141,69 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static pid_t spawn_and_exit(pid_t set_tid) {
-  struct clone_args args;
-  memset(&args, 0, sizeof args);
-  args.exit_signal = SIGCHLD;
-  if (set_tid > 0) {
-    args.set_tid = (uint64_t)(uintptr_t)&set_tid;
-    args.set_tid_size = 1;
+// One child that exits at once; returns its PID (or -1 with errno set).
+// clone(CLONE_VM | CLONE_VFORK) with exit signal 0: the child borrows our address
+// space (no copy of Node's page tables: a few microseconds a round) and its exit
+// sends us no SIGCHLD. The SIGCHLD matters: thousands of them in a row made libuv
+// (1.52, Node 26) now and then miss the SIGCHLD of the app it spawned next, whose
+// exit then went unnoticed. The child runs no C code at all, only the exit system
+// call, so sharing our stack and memory cannot hurt us; we are suspended until it
+// is gone (CLONE_VFORK), then reap it with __WALL (needed for a child whose exit
+// signal is not SIGCHLD).
+static pid_t spawn_and_exit(void) {
+  long pid;
+#if defined(__x86_64__)
+  register long flags __asm__("rdi") = CLONE_VM | CLONE_VFORK;
+  register long stack __asm__("rsi") = 0;
+  register long parent_tid __asm__("rdx") = 0;
+  register long child_tid __asm__("r10") = 0;
+  register long tls __asm__("r8") = 0;
+  __asm__ volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "mov %[exit_nr], %%eax\n\t"
+      "xor %%edi, %%edi\n\t"
+      "syscall\n\t"
+      "1:\n\t"
+      : "=a"(pid)
+      : "0"((long)SYS_clone), "r"(flags), "r"(stack), "r"(parent_tid), "r"(child_tid), "r"(tls), [exit_nr] "i"(SYS_exit)
+      : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+  register long x0 __asm__("x0") = CLONE_VM | CLONE_VFORK;
+  register long x1 __asm__("x1") = 0;
+  register long x2 __asm__("x2") = 0;
+  register long x3 __asm__("x3") = 0;
+  register long x4 __asm__("x4") = 0;
+  register long x8 __asm__("x8") = SYS_clone;
+  __asm__ volatile(
+      "svc #0\n\t"
+      "cbnz x0, 1f\n\t"
+      "mov x8, %[exit_nr]\n\t"
+      "svc #0\n\t"
+      "1:\n\t"
+      : "+r"(x0)
+      : "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x8), [exit_nr] "i"(SYS_exit)
+      : "memory");
+  pid = x0;
+#else
+#error "spawn_and_exit: only x86_64 and aarch64 are supported"
+#endif
+  if (pid < 0) {
+    errno = (int)-pid;
+    return -1;
   }
-  long pid = syscall(SYS_clone3, &args, sizeof args);
-  if (pid == 0) _exit(0);
-  if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+  while (waitpid((pid_t)pid, NULL, __WALL) < 0 && errno == EINTR) {
+  }
   return (pid_t)pid;
 }
 
 // raisePidFloor(floor): makes the next PID handed out in our PID namespace at
-// least `floor` without writing ns_last_pid: first one child created with
-// clone3 set_tid = floor - 1 (needs CAP_CHECKPOINT_RESTORE), else children that
-// exit at once until the counter passes the floor. Returns
-// {method: "set_tid"|"fork"|"none", lastPid}.
+// least `floor` without writing ns_last_pid (read-only /proc/sys): children that
+// exit at once until the namespace's PID counter passes floor - 1.
+// (clone3 with set_tid does not help here: the kernel allocates that one PID with
+// idr_alloc and leaves the cyclic cursor, which the next fork uses, where it was.)
+// Returns {method: "fork"|"none", lastPid}.
 static napi_value raise_pid_floor(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -169,25 +213,28 @@ static napi_value raise_pid_floor(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "raisePidFloor(floor): floor must be an integer >= 2");
     return NULL;
   }
+  // The children inherit this mask: no signal handler of ours can ever run on the
+  // stack they share with us (a signal to our process group reaches them too).
+  sigset_t all, saved;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &saved);  // this thread only (glibc), like pthread_sigmask
   const char *method = "none";
-  pid_t last = spawn_and_exit(0);
-  if (last < 0) return throw_errno(env, "clone3", errno);
-  if (last < floor_pid - 1) {
-    pid_t pid = spawn_and_exit(floor_pid - 1);
-    if (pid > 0) {
-      method = "set_tid";
-      last = pid;
-    } else {
-      method = "fork";
-      // Bounded by pid_max: the counter wraps at most once.
-      for (long tries = 0; last < floor_pid - 1 && tries < 4194304; tries++) {
-        pid = spawn_and_exit(0);
-        if (pid < 0) return throw_errno(env, "clone3", errno);
-        if (pid < last) break;  // wrapped around pid_max: the floor is unreachable
-        last = pid;
-      }
+  int err = 0;
+  pid_t last = spawn_and_exit();
+  if (last < 0) err = errno;
+  // Bounded by pid_max: the counter wraps at most once.
+  for (long tries = 0; err == 0 && last < floor_pid - 1 && tries < 4194304; tries++) {
+    method = "fork";
+    pid_t pid = spawn_and_exit();
+    if (pid < 0) {
+      err = errno;
+      break;
     }
+    if (pid < last) break;  // wrapped around pid_max: the floor is unreachable
+    last = pid;
   }
+  sigprocmask(SIG_SETMASK, &saved, NULL);
+  if (err != 0) return throw_errno(env, "clone", err);
   napi_value obj, value;
   napi_create_object(env, &obj);
   napi_create_string_utf8(env, method, NAPI_AUTO_LENGTH, &value);

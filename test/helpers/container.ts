@@ -4,9 +4,9 @@
  * are anonymous pipes, as a container runtime provides them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASE_ENV, ROOT, STASIS_BIN, childrenOf, poll, type LogEvent } from './stasis.js';
+import { BASE_ENV, ROOT, STASIS_BIN, childrenOf, poll, statOf, type LogEvent } from './stasis.js';
 
 export const CRIU = process.env.STASIS_TEST_CRIU ?? join(ROOT, '.cache/criu/bin/criu');
 
@@ -30,14 +30,23 @@ export interface ContainerResult {
   readonly raw: string;
 }
 
+export interface ContainerOptions {
+  /** flags for stasis before `--` */
+  readonly stasisArgs?: readonly string[];
+  /** also a new network namespace (`unshare --net`) with lo up, as a pod has */
+  readonly net?: boolean;
+}
+
 export class Container {
   readonly child: ChildProcess;
   readonly done: Promise<ContainerResult>;
   private out = '';
   private err = '';
 
-  constructor(command: readonly string[], env: Readonly<Record<string, string>>, options: { stasisArgs?: readonly string[] } = {}) {
-    this.child = spawn('bash', ['-c', SHELL, 'bash', STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command], {
+  constructor(command: readonly string[], env: Readonly<Record<string, string>>, options: ContainerOptions = {}) {
+    // With a network namespace, PID 1 starts as a shell that brings up lo and execs stasis.
+    const net = options.net ? ['--net', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'] : [];
+    this.child = spawn('bash', ['-c', SHELL, 'bash', ...net, STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command], {
       env: { ...BASE_ENV, STASIS_CRIU: CRIU, STASIS_LOG_FORMAT: 'json', ...env },
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -117,4 +126,14 @@ function findNamespaceInit(root: number): number | undefined {
 /** Numbers N of the `PREFIX N` lines, in order. */
 export function counts(lines: readonly string[], prefix: string): number[] {
   return lines.filter((line) => line.startsWith(`${prefix} `)).map((line) => Number(line.slice(prefix.length + 1)));
+}
+
+/** Open file descriptors of a process, as the test sees /proc/PID/fd. */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Children of `pid` that are zombies (exited, not yet reaped). */
+export function zombieChildren(pid: number): number[] {
+  return childrenOf(pid).filter((child) => statOf(child)?.state === 'Z');
 }

@@ -1,0 +1,153 @@
+/**
+ * Goals of issue 6 judged from the results, and the Markdown tables.
+ */
+import type { SizeResult } from './checkpoint.ts';
+import type { Meta } from './lib/setup.ts';
+import type { Pid1Results } from './pid1.ts';
+import type { WarmupResults } from './warmup.ts';
+
+export interface Results {
+  readonly meta: Meta;
+  pid1?: Pid1Results | undefined;
+  checkpoint?: readonly SizeResult[] | undefined;
+  warmup?: WarmupResults | undefined;
+  goals?: Goal[];
+  /** parts that failed, with why */
+  readonly errors: string[];
+}
+
+export interface Goal {
+  readonly what: string;
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+const x = (ratio: number): string => `${ratio.toFixed(2)}x`;
+const r = (a: number, b: number): number => a / b;
+
+export function judge(results: Results): Goal[] {
+  const goals: Goal[] = [];
+  const p = results.pid1;
+  if (p) {
+    const startup = r(at(p.startup.plain, 'stasis').median_ms, at(p.startup.plain, 'node -e 0').median_ms);
+    goals.push({ what: 'start-to-exit `stasis -- true` vs `node -e 0`', target: '<= 1.2x', measured: x(startup), met: startup <= 1.2 });
+    const rss = r(at(p.rss, 'stasis').rss_kib, at(p.rss, 'idle node').rss_kib);
+    goals.push({ what: 'idle RSS of stasis vs an idle bare Node', target: '<= 1.2x', measured: x(rss), met: rss <= 1.2 });
+    const reap = r(at(p.reap.median_ms, 'stasis'), at(p.reap.median_ms, 'tini'));
+    goals.push({ what: `reaping ${p.reap.n} orphans vs tini`, target: '<= 2x', measured: x(reap), met: reap <= 2 });
+    const p99 = at(p.signals, 'stasis').p99_us / 1000;
+    goals.push({ what: 'signal forwarding latency p99', target: '<= 2 ms', measured: `${p99.toFixed(2)} ms`, met: p99 <= 2 });
+  }
+  const sizes = results.checkpoint;
+  if (sizes && sizes.length > 0) {
+    const list = (pick: (s: SizeResult) => number): string => sizes.map((s) => `${s.mib} MiB ${x(pick(s))}`).join(', ');
+    goals.push({
+      what: 'dump overhead: stasis vs raw criu dump + sync',
+      target: '<= 1.03x',
+      measured: list((s) => s.ratios.dump),
+      met: sizes.every((s) => s.ratios.dump <= 1.03),
+    });
+    goals.push({
+      what: 'restore overhead: container start to restored vs raw criu restore -d',
+      target: '<= 1.03x',
+      measured: sizes.map((s) => `${s.mib} MiB ${x(s.ratios.start_to_restored)} (criu run alone ${x(s.ratios.restore)})`).join(', '),
+      met: sizes.every((s) => s.ratios.start_to_restored <= 1.03),
+    });
+  }
+  const w = results.warmup;
+  if (w) {
+    goals.push({
+      what: 'slow warm-up app: first HTTP 200, cold vs restored (images not cached)',
+      target: '>= 20x faster',
+      measured: `${w.speedup.toFixed(1)}x (cached images: ${w.speedup_cached.toFixed(1)}x)`,
+      met: w.speedup >= 20,
+    });
+  }
+  return goals;
+}
+
+function at<T>(record: Readonly<Record<string, T>>, key: string): T {
+  const value = record[key];
+  if (value === undefined) throw new Error(`no result for ${key}`);
+  return value;
+}
+
+const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
+const mib = (kib: number): string => (kib / 1024).toFixed(1);
+const gb = (bytes: number): string => (bytes / 1e9).toFixed(2);
+
+export function markdown(results: Results): string {
+  const lines: string[] = [];
+  const { meta } = results;
+  const { machine, versions } = meta;
+  lines.push(`Measured ${meta.date}${meta.smoke ? ' (SMOKE run: tiny sizes, the numbers mean nothing)' : ''}, in ${meta.duration_s ?? '?'} s.`);
+  lines.push(
+    `Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.ram_gib} GiB RAM, Linux ${machine.kernel}, disk ${machine.disk}; ` +
+      `load average ${machine.loadavg_at_start.join(' ')} at start, ${machine.loadavg_at_end?.join(' ') ?? '?'} at end.`,
+  );
+  lines.push(`Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
+  lines.push(`stasis measured: \`${meta.stasis_bin.path}\` (${meta.stasis_bin.kind}, ${(meta.stasis_bin.bytes / 1e6).toFixed(1)} MB).`, '');
+  const p = results.pid1;
+  if (p) {
+    const s = p.startup;
+    lines.push('### PID 1', '');
+    lines.push('| | tini | dumb-init | stasis | bare Node | stasis / tini | stasis / Node |', '|---|---:|---:|---:|---:|---:|---:|');
+    const row = (label: string, values: [number, number, number, number | undefined], show: (v: number) => string): void => {
+      const [tini, dumb, stasis, node] = values;
+      lines.push(
+        `| ${label} | ${show(tini)} | ${show(dumb)} | ${show(stasis)} | ${node === undefined ? '-' : show(node)} | ${x(stasis / tini)} | ${node === undefined ? '-' : x(stasis / node)} |`,
+      );
+    };
+    const names = ['tini', 'dumb-init', 'stasis'] as const;
+    row('`X -- true`, start to exit, median ms', [...names.map((n) => at(s.plain, n).median_ms), at(s.plain, 'node -e 0').median_ms] as [number, number, number, number], ms);
+    row('same, as PID 1 of a new PID namespace (unshare), ms', [...names.map((n) => at(s.pid1, n).median_ms), at(s.pid1, 'node -e 0').median_ms] as [number, number, number, number], ms);
+    row('idle RSS of the init, MiB', [...names.map((n) => at(p.rss, n).rss_kib), at(p.rss, 'idle node').rss_kib] as [number, number, number, number], mib);
+    row('idle PSS of the init, MiB', [...names.map((n) => at(p.rss, n).pss_kib), at(p.rss, 'idle node').pss_kib] as [number, number, number, number], mib);
+    row(`reaping ${p.reap.n} orphans as PID 1, median ms`, [...names.map((n) => at(p.reap.median_ms, n)), undefined] as [number, number, number, undefined], ms);
+    row('signal forwarding p50, µs', [...names.map((n) => at(p.signals, n).p50_us), undefined] as [number, number, number, undefined], ms);
+    row('signal forwarding p99, µs', [...names.map((n) => at(p.signals, n).p99_us), undefined] as [number, number, number, undefined], ms);
+    lines.push('', `Bare Node: \`node -e 0\` for start-to-exit, an idle \`setInterval\` for memory (same Node ${versions.node ?? '?'}). Signals: ${at(p.signals, 'stasis').n} SIGUSR1 per init in rounds, one in flight at a time; orphans: ${p.reap.reps} runs each, interleaved.`, '');
+  }
+  const sizes = results.checkpoint;
+  if (sizes && sizes.length > 0) {
+    lines.push('### Checkpoint and restore', '');
+    lines.push(
+      '| heap | image GB | dump: stasis ms | raw criu + sync ms (criu alone) | stasis / raw | freezing ms stasis / raw | frozen ms stasis / raw | restore: stasis start→restored ms (criu alone) | raw criu restore -d ms | stasis / raw | dump MB/s: stasis / raw / disk write | restore MB/s: stasis / raw / disk read / app fill |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const s of sizes) {
+      lines.push(
+        `| ${s.mib} MiB | ${gb(s.stasis.bytes)} | ${ms(s.stasis.dump_ms)} | ${ms(s.raw.dump_sync_ms)} (${ms(s.raw.dump_ms)}) | ${x(s.ratios.dump)} | ` +
+          `${ms(s.stasis.freezing_ms)} / ${ms(s.raw.freezing_ms)} | ${ms(s.stasis.frozen_ms)} / ${ms(s.raw.frozen_ms)} | ` +
+          `${ms(s.stasis.start_to_restored_ms)} (${ms(s.stasis.restore_ms)}) | ${ms(s.raw.restore_ms)} | ${x(s.ratios.start_to_restored)} | ` +
+          `${s.mb_per_s.stasis_dump} / ${s.mb_per_s.raw_dump_sync} / ${s.mb_per_s.disk_write} | ${s.mb_per_s.stasis_restore} / ${s.mb_per_s.raw_restore} / ${s.mb_per_s.disk_read} / ${s.mb_per_s.app_fill} |`,
+      );
+    }
+    lines.push(
+      '',
+      `Median of ${sizes.map((s) => s.reps).join('/')} runs per size; the ratios are medians of per-run ratios (each stasis run against the raw run next to it). Dump: stasis from its "signal handled" to its "dump committed" log line (criu, fsync of every image, metadata, atomic commit) against raw \`criu dump --leave-stopped\` plus \`sync\` of its images. ` +
+        'Restore: images evicted from the page cache first; stasis measured from container start (PID 1 exec) to its "restored" log line. Disk: `dd` of the same bytes in the same folder, `conv=fsync` write, uncached read. App fill: the heap app writing its fresh heap (first touch), how fast this machine populates memory at all.',
+      '',
+    );
+  }
+  const w = results.warmup;
+  if (w) {
+    lines.push('### Slow warm-up app: container start to first HTTP 200', '');
+    lines.push('| app | cold start | restored (images not cached) | restored (images cached) | speed-up |', '|---|---:|---:|---:|---:|');
+    lines.push(
+      `| ${w.warmup_s} s of init work, ${w.mib} MiB heap, image ${gb(w.image_bytes)} GB, HTTP on ${w.transport} | ${ms(w.cold_ms)} ms | ${ms(w.restored_ms)} ms | ${ms(w.restored_cached_ms)} ms | ${w.speedup.toFixed(1)}x / ${w.speedup_cached.toFixed(1)}x |`,
+      '',
+    );
+    if (w.tcp_dump_error) lines.push(`Not TCP: this CRIU cannot dump a listening TCP socket on this kernel (\`${w.tcp_dump_error}\`; checkpoint-restore/criu#2705, Linux >= 6.16), so the same server listened on an abstract unix socket.`, '');
+  }
+  if (results.errors.length > 0) {
+    lines.push('### Failed parts', '', ...results.errors.map((error) => `- ${error.split('\n')[0]}`), '');
+  }
+  if (results.goals && results.goals.length > 0) {
+    lines.push('### Goals', '', '| goal | target | measured | met |', '|---|---|---|---|');
+    for (const g of results.goals) lines.push(`| ${g.what} | ${g.target} | ${g.measured} | ${g.met ? 'yes' : '**no**'} |`);
+    lines.push('');
+  }
+  return `${lines.join('\n')}\n`;
+}
