@@ -130,11 +130,9 @@ describe('restore failures and foreign checkpoints', () => {
   test('a corrupt generation is quarantined with its restore log and the app starts fresh', async () => {
     const dir = checkpointDir();
     await dumpInExitMode(dir);
-    const gen = join(dir, 'gen-000001');
-    const pages = readdirSync(gen).find((name) => name.startsWith('pages-'));
-    expect(pages).toBeDefined();
-    truncateSync(join(gen, pages as string), 4096);
-    writeFileSync(join(gen, 'core-10000.img'), 'garbage');
+    // Same size, other bytes: passes stasis's size check, so criu itself must fail on it.
+    const core = join(dir, 'gen-000001', 'core-10000.img');
+    writeFileSync(core, Buffer.alloc(statSync(core).size, 0x5a));
 
     const c = container(COUNTER, { STASIS_DIR: dir });
     await c.waitForStdout((lines) => ticks(lines).length >= 3, 'fresh ticks');
@@ -150,6 +148,21 @@ describe('restore failures and foreign checkpoints', () => {
     expect(readdirSync(dir).filter((name) => name.startsWith('gen-'))).toEqual([]);
     await c.signal('SIGTERM');
     expect((await c.done).code).toBe(143);
+  });
+
+  test('a truncated image is caught by its recorded size before criu runs, quarantined, and the app starts fresh', async () => {
+    const dir = checkpointDir();
+    await dumpInExitMode(dir);
+    const gen = join(dir, 'gen-000001');
+    const pages = readdirSync(gen).find((name) => name.startsWith('pages-'));
+    expect(pages).toBeDefined();
+    truncateSync(join(gen, pages as string), 4096);
+    const c = container(COUNTER, { STASIS_DIR: dir });
+    await c.waitForStdout((lines) => ticks(lines).length >= 2, 'fresh ticks');
+    expect(ticks(c.stdout())[0]).toBe(1);
+    expect(String(c.event('checkpoint unusable, quarantined')?.reason)).toMatch(/truncated or changed since the dump\): pages-\d+\.img is 4096 bytes/);
+    expect(c.event('restore started')).toBeUndefined();
+    expect(readdirSync(join(dir, 'quarantine'))).toHaveLength(1);
   });
 
   test('STASIS_ON_RESTORE_FAILURE=exit: a failed restore exits 3 without starting the app', async () => {
