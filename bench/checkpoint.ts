@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseStatsImage } from '../src/criu/stats.ts';
-import type { Setup } from './lib/setup.ts';
+import { stasisEnv, type Setup } from './lib/setup.ts';
 import { bytesIn, Container, evict, filesIn, isAlive, median, poll, round, run } from './lib/proc.ts';
 
 export interface CheckpointOptions {
@@ -140,14 +140,7 @@ async function rawRun(setup: Setup, mib: number, workDir: string): Promise<RawRu
 async function stasisRun(setup: Setup, mib: number, workDir: string): Promise<StasisRun> {
   const dir = join(workDir, `stasis-${mib}`);
   rmSync(dir, { recursive: true, force: true });
-  const env = {
-    ...setup.env,
-    STASIS_DIR: dir,
-    STASIS_CRIU: setup.criu,
-    STASIS_LOG_FORMAT: 'json',
-    STASIS_ON_RESTORE_FAILURE: 'exit',
-    STASIS_SOCKET: `/dev/shm/stasis-bench-${process.pid}.sock`,
-  };
+  const env = stasisEnv(setup, dir);
   const argv = [setup.stasis.path, '--', setup.apps.heap, String(mib)];
   const first = new Container(argv, env);
   try {

@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Setup } from './lib/setup.ts';
+import { stasisEnv, type Setup } from './lib/setup.ts';
 import { Container, evict, filesIn, isAlive, poll, round, run } from './lib/proc.ts';
 
 export interface WarmupOptions {
@@ -110,14 +110,7 @@ export async function benchWarmup(setup: Setup, options: WarmupOptions, workDir:
   const tcpError = await tcpDumpError(setup, workDir);
   const address: Address = tcpError === undefined ? { port: await freePort() } : { unix: `stasis-bench-${process.pid}` };
   if (tcpError !== undefined) console.error(`bench: part 3 - this CRIU cannot dump TCP sockets (${tcpError}); serving HTTP on an abstract unix socket`);
-  const env = {
-    ...setup.env,
-    STASIS_DIR: dir,
-    STASIS_CRIU: setup.criu,
-    STASIS_LOG_FORMAT: 'json',
-    STASIS_ON_RESTORE_FAILURE: 'exit',
-    STASIS_SOCKET: `/dev/shm/stasis-bench-${process.pid}.sock`,
-  };
+  const env = stasisEnv(setup, dir);
   const argv = [setup.stasis.path, '--', setup.apps.warm, String(options.mib), String(options.seconds), appAddress(address)];
   const timeoutMs = options.seconds * 1000 * 10 + 60_000;
   try {

@@ -1,5 +1,5 @@
-import { parseDuration, formatDuration } from './duration.js';
-import { isForwardable, parseSignal, signalName } from './signals.js';
+import { parseDuration } from './duration.js';
+import { isForwardable, parseSignal } from './signals.js';
 import { splitWords } from './words.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -257,15 +257,4 @@ function defaultRaw(option: OptionSpec): string {
 
 export function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** For logs and `stasis status`: the config with signals and durations spelled out. */
-export function describeConfig(config: Config): Record<string, unknown> {
-  return {
-    ...config,
-    dumpSignal: config.dumpSignal === null ? 'none' : signalName(config.dumpSignal),
-    rewrite: Object.fromEntries([...config.rewrite].map(([from, to]) => [signalName(from), to === 0 ? 0 : signalName(to)])),
-    remapExit: Object.fromEntries(config.remapExit),
-    grace: formatDuration(config.grace),
-  };
 }

@@ -19,6 +19,18 @@ export interface Setup {
   readonly env: NodeJS.ProcessEnv;
 }
 
+/** The environment stasis runs with in the checkpoint benchmarks: checkpoints into `dir`, JSON logs, exit on a failed restore. */
+export function stasisEnv(setup: Setup, dir: string): NodeJS.ProcessEnv {
+  return {
+    ...setup.env,
+    STASIS_DIR: dir,
+    STASIS_CRIU: setup.criu,
+    STASIS_LOG_FORMAT: 'json',
+    STASIS_ON_RESTORE_FAILURE: 'exit',
+    STASIS_SOCKET: `/dev/shm/stasis-bench-${process.pid}.sock`,
+  };
+}
+
 const PACKAGES: Readonly<Record<string, string>> = { hyperfine: 'hyperfine', tini: 'tini', 'dumb-init': 'dumb-init', gcc: 'gcc' };
 
 function onPath(command: string): boolean {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, statfs, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, statfs, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CURRENT_LINK,
@@ -201,13 +201,6 @@ export async function describeFsFailure(dir: string, error: unknown): Promise<st
 export async function volumeFull(dir: string): Promise<boolean> {
   return statfs(dir).then(
     (info) => info.bavail * info.bsize < 1 << 20,
-    () => false,
-  );
-}
-
-export async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
     () => false,
   );
 }

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { execa } from 'execa';
 import { ownByLibuv, releaseFromLibuv } from '../init/children.js';
 import { criuErrors, parseCriuVersion } from './log.js';
@@ -65,8 +64,4 @@ export async function probeCriu(criu: string): Promise<CriuInfo | { error: strin
     return { error: `${criu} is version ${version.join('.')}; stasis needs criu 4 or newer (3.x fails on current kernels)` };
   }
   return { path: criu, version: version.join('.') };
-}
-
-export function logPathIn(imagesDir: string, name: string): string {
-  return join(imagesDir, name);
 }

@@ -1,35 +1,14 @@
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, chmodSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { Container, counts, missingCriu } from '../helpers/container.js';
+import { describe, expect, test } from 'vitest';
+import { counts, type Container } from '../helpers/container.js';
+import { useLab } from '../helpers/lab.js';
 import { fixture } from '../helpers/stasis.js';
 
 const COUNTER = [fixture('counter.sh')];
-const running: Container[] = [];
-const dirs: string[] = [];
-
-beforeAll(() => {
-  const missing = missingCriu();
-  if (missing) throw new Error(missing);
-});
-
-afterEach(async () => {
-  for (const container of running.splice(0)) await container.kill();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function checkpointDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'stasis-ck-'));
-  dirs.push(dir);
-  return join(dir, 'checkpoints');
-}
-
-function container(command: readonly string[], env: Record<string, string>): Container {
-  const started = new Container(command, env);
-  running.push(started);
-  return started;
-}
+const lab = useLab('stasis-ck-');
+const container = (command: readonly string[], env: Record<string, string>): Container => lab.container(command, env);
+const checkpointDir = (): string => join(lab.tempDir(), 'checkpoints');
 
 const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
 const errs = (lines: readonly string[]): number[] => counts(lines, 'err');

@@ -1,25 +1,14 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { Container, counts, missingCriu } from '../helpers/container.js';
+import { describe, expect, test } from 'vitest';
+import { counts, type Container } from '../helpers/container.js';
+import { useLab } from '../helpers/lab.js';
 import { BASE_ENV, STASIS_BIN, fixture, poll } from '../helpers/stasis.js';
 
 const COUNTER = [fixture('counter.sh')];
-const running: Container[] = [];
-const dirs: string[] = [];
-
-beforeAll(() => {
-  const missing = missingCriu();
-  if (missing) throw new Error(missing);
-});
-
-afterEach(async () => {
-  for (const container of running.splice(0)) await container.kill();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const lab = useLab('stasis-ops-');
 
 interface Setup {
   readonly dir: string;
@@ -28,17 +17,14 @@ interface Setup {
 }
 
 function setup(extra: Record<string, string> = {}): Setup {
-  const base = mkdtempSync(join(tmpdir(), 'stasis-ops-'));
-  dirs.push(base);
+  const base = lab.tempDir();
   const dir = join(base, 'checkpoints');
   const socket = join(base, 'control.sock');
   return { dir, socket, env: { STASIS_DIR: dir, STASIS_SOCKET: socket, ...extra } };
 }
 
 function container(env: Record<string, string>, command = COUNTER): Container {
-  const started = new Container(command, env);
-  running.push(started);
-  return started;
+  return lab.container(command, env);
 }
 
 const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');

@@ -2,44 +2,25 @@
  * `stasis status` and `stasis doctor` run as the real binary against checkpoint
  * directories that real stasis containers with real criu produced.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { CRIU, Container, counts, missingCriu } from '../helpers/container.js';
+import { describe, expect, test } from 'vitest';
+import { CRIU, counts, type Container } from '../helpers/container.js';
+import { useLab } from '../helpers/lab.js';
 import { describe as explain, fixture, runStasis, type StasisResult } from '../helpers/stasis.js';
 
 const COUNTER = [fixture('counter.sh')];
-const running: Container[] = [];
-const dirs: string[] = [];
-
-beforeAll(() => {
-  const missing = missingCriu();
-  if (missing) throw new Error(missing);
-});
-
-afterEach(async () => {
-  for (const container of running.splice(0)) await container.kill();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'stasis-sd-'));
-  dirs.push(dir);
-  return dir;
-}
+const lab = useLab('stasis-sd-');
 
 /** A checkpoint directory path; `create` makes it 0700 like stasis does. */
 function checkpointDir(create = false): string {
-  const dir = join(tempDir(), 'checkpoints');
+  const dir = join(lab.tempDir(), 'checkpoints');
   if (create) mkdirSync(dir, { mode: 0o700 });
   return dir;
 }
 
 function container(command: readonly string[], env: Record<string, string>): Container {
-  const started = new Container(command, env);
-  running.push(started);
-  return started;
+  return lab.container(command, env);
 }
 
 const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
@@ -277,7 +258,7 @@ describe('stasis doctor', () => {
 
 describe('an app named like a subcommand', () => {
   test('`stasis -- status` and `stasis -- doctor` run the app, not the subcommand', async () => {
-    const bin = tempDir();
+    const bin = lab.tempDir();
     for (const name of ['status', 'doctor']) {
       writeFileSync(join(bin, name), `#!/bin/sh\necho "app ${name} ran: $*"\n`, { mode: 0o755 });
     }
