@@ -121,7 +121,7 @@ export function judgeNsLastPid(input: NsLastPidInput): Check {
   const why = input.openError ?? 'no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE';
   return warn(
     name,
-    `not writable (${why}): the PID floor is raised with clone3 set_tid or, failing that, by forking up to it (slower start)`,
+    `not writable (${why}): the PID floor is raised by forking short-lived children up to it instead (slower start)`,
     'nothing needed; for the fast path make /proc/sys writable for the container or grant CAP_CHECKPOINT_RESTORE',
   );
 }

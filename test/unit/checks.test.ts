@@ -80,9 +80,9 @@ describe('init and ns_last_pid', () => {
     expect(judgeInit({ pid: 40, pid1Command: '/sbin/init', subreaperError: 'native addon not built' }).status).toBe('FAIL');
   });
 
-  test('ns_last_pid not writable is only a warning (the set_tid / fork fallback is used)', () => {
+  test('ns_last_pid not writable is only a warning (the fork fallback is used)', () => {
     expect(judgeNsLastPid({ openError: null, capable: true }).status).toBe('ok');
-    expect(judgeNsLastPid({ openError: 'EROFS', capable: true })).toMatchObject({ status: 'warn', detail: expect.stringMatching(/EROFS.*set_tid/) });
+    expect(judgeNsLastPid({ openError: 'EROFS', capable: true })).toMatchObject({ status: 'warn', detail: expect.stringMatching(/EROFS.*forking/) });
     expect(judgeNsLastPid({ openError: null, capable: false }).detail).toMatch(/no CAP_SYS_ADMIN/);
   });
 });
