@@ -33,6 +33,23 @@ export async function prepareCheckpoints(config: Config, argv: readonly string[]
   return { enabled: true, context: { config, dir, log, criu, unprivileged, argv } };
 }
 
+/** How long a dump request that arrives before the app runs waits for it (a restore of a big app takes seconds). */
+const APP_WAIT_MS = 10 * 60_000;
+
+/**
+ * A request that arrives while the app is still being restored or started (the
+ * dump signal is handled from stasis's first moment on) waits for the app instead
+ * of being dropped: a `runc kill USR2` sent as soon as the restored app printed
+ * something was lost that way. The supervisor never forgets its app, so null
+ * means "not there yet".
+ */
+async function appToCome(supervisor: Supervisor, log: Logger, request: DumpRequest): Promise<number | null> {
+  log.info({ reason: request.reason }, 'dump requested before the app runs: waiting for it');
+  const deadline = Date.now() + APP_WAIT_MS;
+  while (supervisor.appPid === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  return supervisor.appPid;
+}
+
 /** The committed exit-mode dump that ended the app: every later request is answered with it. */
 const finalDumps = new WeakMap<Supervisor, DumpOutcome>();
 
@@ -53,7 +70,7 @@ export function requestDump(supervisor: Supervisor, state: CheckpointState, requ
   }
   return (
     supervisor.exclusive(async () => {
-      const pid = supervisor.appPid;
+      const pid = supervisor.appPid ?? (await appToCome(supervisor, log, request));
       if (pid === null) return { ok: false, error: 'no app is running', criuErrors: [] } satisfies DumpOutcome;
       const earlier = finalDumps.get(supervisor);
       if (earlier !== undefined) return earlier;
