@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds the root filesystem of the runc end-to-end test the way Dockerfile.example
+# builds an image: Debian 13 ("trixie", minbase) made by debootstrap from the Debian
+# mirror this machine's apt sources use (read at run time), `apt-get install criu`
+# inside it, then dist/stasis as /usr/local/bin/stasis and the counter app as
+# /app/counter.sh.
+#
+# The Debian part is cached in .cache/rootfs/ and reused while its tag matches;
+# stasis and the app are copied in again on every run (cheap), so a rebuilt
+# dist/stasis is always the one tested. The last line of stdout is the rootfs path.
+#
+# Needs root, debootstrap and the network to the Debian mirror (first run only).
+# Environment (optional): DEBIAN_MIRROR (mirror URI instead of the machine's),
+# STASIS_ROOTFS_REBUILD=1 (ignore the cache), STASIS_ROOTFS_BASE_ONLY=1 (only the
+# cached Debian part, e.g. in CI before dist/stasis is built).
+set -euo pipefail
+
+here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+repo=$(cd -- "$here/.." && pwd -P)
+# shellcheck source=lib/debian-mirror.sh
+. "$here/lib/debian-mirror.sh"
+
+SUITE=trixie
+CACHE="$repo/.cache/rootfs"
+ROOTFS="$CACHE/debian13"
+STAMP="$ROOTFS/.stasis-rootfs"
+# Change when the recipe below changes: a cached rootfs with another tag is rebuilt.
+TAG="rootfs v2: debootstrap --variant=minbase $SUITE; apt-get install --no-install-recommends criu libatomic1"
+STASIS="$repo/dist/stasis"
+APP="$repo/test/fixtures/counter.sh"
+
+log() { printf 'build-rootfs: %s\n' "$*" >&2; }
+die() { printf 'build-rootfs: ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "must run as root (debootstrap, chroot)"
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+
+# Values of apt options as the machine's own apt has them (e.g. a snapshot mirror
+# whose Release files have expired needs Check-Valid-Until=false there too).
+host_apt_options() {
+  local name value
+  for name in Acquire::Check-Valid-Until Acquire::Check-Date; do
+    value=$(apt-config dump "$name" 2>/dev/null | sed -n "s/^$name \"\(.*\)\";$/\1/p" | head -n1)
+    [[ -n "$value" ]] && printf -- '-o\n%s=%s\n' "$name" "$value"
+  done
+  return 0
+}
+
+build_base() {
+  command -v debootstrap >/dev/null || die "debootstrap is not installed: apt-get install debootstrap (see scripts/setup-runc.sh)"
+  local mirror new="$CACHE/debian13.new" started=$SECONDS
+  mirror=$(debian_mirror) || die "no Debian mirror in /etc/apt/sources.list.d/*.sources or sources.list; set DEBIAN_MIRROR"
+  log "debootstrap $SUITE (minbase) from the machine's Debian mirror into $new"
+  rm -rf "$new"
+  if ! debootstrap --variant=minbase "$SUITE" "$new" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
+    tail -n 30 "$CACHE/debootstrap.log" >&2
+    die "debootstrap failed (full log: $CACHE/debootstrap.log)"
+  fi
+  log "apt-get install criu libatomic1 inside the rootfs"
+  local -a options
+  mapfile -t options < <(host_apt_options)
+  # A private mount namespace: /proc for apt inside the chroot vanishes with it.
+  unshare --mount --propagation private -- sh -euc '
+    root=$1; shift
+    mount -t proc proc "$root/proc"
+    cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -q "$@" update
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -q -y --no-install-recommends "$@" install criu libatomic1
+    chroot "$root" apt-get clean
+  ' sh "$new" "${options[@]}" >"$CACHE/apt.log" 2>&1 || {
+    tail -n 30 "$CACHE/apt.log" >&2
+    die "apt-get install criu inside the rootfs failed (full log: $CACHE/apt.log)"
+  }
+  rm -rf "$new/var/lib/apt/lists/"* "$new/etc/resolv.conf"
+  : >"$new/etc/resolv.conf"
+  chroot "$new" criu --version >/dev/null || die "criu does not run inside the new rootfs"
+  printf '%s\n' "$TAG" >"$new/.stasis-rootfs"
+  rm -rf "$ROOTFS"
+  mv "$new" "$ROOTFS"
+  log "rootfs ready in $((SECONDS - started)) s: $(chroot "$ROOTFS" criu --version | head -n1)"
+}
+
+if [[ "${STASIS_ROOTFS_REBUILD:-}" == 1 || ! -f "$STAMP" || "$(cat "$STAMP")" != "$TAG" ]]; then
+  build_base
+else
+  log "cached Debian 13 rootfs: $ROOTFS"
+fi
+
+if [[ "${STASIS_ROOTFS_BASE_ONLY:-}" == 1 ]]; then
+  printf '%s\n' "$ROOTFS"
+  exit 0
+fi
+
+# stasis and the app, as the Dockerfile's final stage copies them.
+[[ -x "$STASIS" ]] || die "$STASIS is missing: run npm run build first (the Debian part is cached already)"
+install -D -m 0755 "$STASIS" "$ROOTFS/usr/local/bin/stasis.new"
+mv -f "$ROOTFS/usr/local/bin/stasis.new" "$ROOTFS/usr/local/bin/stasis"
+install -D -m 0755 "$APP" "$ROOTFS/app/counter.sh"
+printf '%s\n' "$ROOTFS"

@@ -1,0 +1,166 @@
+/**
+ * stasis in a real OCI runtime: Debian 13 rootfs (scripts/build-rootfs.sh, as
+ * Dockerfile.example builds the image), `runc run` with stasis as PID 1, the
+ * checkpoint folder bind-mounted from the host, and the capabilities
+ * deploy/kubernetes declares. Never skipped: without runc, debootstrap or root it fails.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { counts } from '../helpers/container.js';
+import { capabilitiesFor, type CapabilityMode } from '../helpers/oci.js';
+import { RuncContainer, buildRootfs, missingRuncTools, type RuncResult } from '../helpers/runc.js';
+
+/** Where the volume is mounted and STASIS_DIR inside it (stasis creates it 0700). */
+const VOLUME = '/var/lib/stasis';
+const STASIS_DIR = `${VOLUME}/checkpoints`;
+const APP = ['/app/counter.sh'];
+/** 20 in CI; bench/runc-migrations.sh asks for more. */
+const MIGRATIONS = Number(process.env.STASIS_RUNC_MIGRATIONS ?? 20);
+
+let rootfs = '';
+const running: RuncContainer[] = [];
+const volumes: string[] = [];
+
+beforeAll(() => {
+  const missing = missingRuncTools();
+  if (missing) throw new Error(missing);
+  rootfs = buildRootfs();
+}, 60 * 60_000);
+
+afterEach(() => {
+  for (const container of running.splice(0)) container.remove();
+  for (const dir of volumes.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function volume(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stasis-runc-volume-'));
+  volumes.push(dir);
+  return dir;
+}
+
+function start(mode: CapabilityMode, hostVolume: string, env: Record<string, string> = {}): RuncContainer {
+  const container = new RuncContainer({
+    rootfs,
+    args: ['/usr/local/bin/stasis', '--', ...APP],
+    env: {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      STASIS_DIR,
+      STASIS_LOG_FORMAT: 'json',
+      // This VM never fires x86 hardware breakpoints: without it criu dump hangs (see docs/single-executable.md).
+      CRIU_FAULT: '130',
+      ...env,
+    },
+    capabilities: capabilitiesFor(mode),
+    // criu's default mode makes a probe folder in /tmp; --unprivileged needs no writable /tmp.
+    writableTmp: mode === 'privileged',
+    volumes: { [hostVolume]: VOLUME },
+  });
+  running.push(container);
+  return container;
+}
+
+const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
+const errs = (lines: readonly string[]): number[] => counts(lines, 'err');
+
+function expectRun(first: number, numbers: readonly number[]): void {
+  expect(numbers.length).toBeGreaterThan(0);
+  expect(numbers).toEqual(numbers.map((_, i) => first + i));
+}
+
+/** One container's life: wait for ticks, `runc kill USR2`, expect exit 0 from `runc run` after a committed dump. */
+async function runUntilDump(mode: CapabilityMode, hostVolume: string, minTicks: number): Promise<RuncResult> {
+  const container = start(mode, hostVolume);
+  await container.waitForStdout((lines) => ticks(lines).length >= minTicks, `${minTicks} ticks in ${container.id}`);
+  container.kill('USR2');
+  const result = await container.exited();
+  expect(result.code, result.raw).toBe(0);
+  expect(result.events.some((event) => event.msg === 'dump committed'), result.raw).toBe(true);
+  return result;
+}
+
+async function migrateOnce(mode: CapabilityMode): Promise<void> {
+  const hostVolume = volume();
+  const first = await runUntilDump(mode, hostVolume, 5);
+  expectRun(1, ticks(first.stdout));
+  expectRun(1, errs(first.stderr));
+  expect(first.events.find((event) => event.msg === 'checkpoints on')?.unprivileged, first.raw).toBe(mode === 'minimal');
+  // /proc/sys is read-only: the floor was raised by forking, and the app got PID 10000.
+  expect(first.events.find((event) => /PID floor raised/.test(event.msg))?.method, first.raw).toBe('fork');
+  expect(first.events.find((event) => event.msg === 'app started')?.pid, first.raw).toBe(10000);
+
+  const second = start(mode, hostVolume);
+  await second.waitForStdout((lines) => ticks(lines).length >= 5, 'ticks after the restore');
+  expect(second.event('restored')?.pid, second.events().map((event) => event.msg).join(',')).toBe(10000);
+  expect(second.event('app started')).toBeUndefined();
+  second.kill('TERM');
+  const result = await second.exited();
+  // The app died of SIGTERM: stasis exits 128+15 and runc run passes it on.
+  expect(result.code, result.raw).toBe(143);
+  expectRun((ticks(first.stdout).at(-1) ?? 0) + 1, ticks(result.stdout));
+  expectRun((errs(first.stderr).at(-1) ?? 0) + 1, errs(result.stderr));
+}
+
+describe('runc: minimal capabilities (runtime defaults + CHECKPOINT_RESTORE + SYS_PTRACE), /proc/sys read-only', () => {
+  test('container 1 dumps on runc kill USR2, container 2 restores: output continues, exit status through runc run', async () => {
+    await migrateOnce('minimal');
+  }, 180_000);
+
+  test('the preStop hook of deploy/kubernetes (runc exec: stasis checkpoint) dumps; the next container restores', async () => {
+    const hostVolume = volume();
+    const first = start('minimal', hostVolume);
+    await first.waitForStdout((lines) => ticks(lines).length >= 5, '5 ticks');
+    const hook = first.exec(['/usr/local/bin/stasis', 'checkpoint', '--timeout', '110s']);
+    expect(hook.code, `${hook.stdout}${hook.stderr}`).toBe(0);
+    const result = await first.exited();
+    expect(result.code, result.raw).toBe(0);
+    const second = start('minimal', hostVolume);
+    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks after the restore');
+    expect(second.event('restored')?.generation, second.events().map((event) => event.msg).join(',')).toBe(1);
+    second.kill('TERM');
+    const end = await second.exited();
+    expect(end.code, end.raw).toBe(143);
+    expectRun((ticks(result.stdout).at(-1) ?? 0) + 1, ticks(end.stdout));
+  }, 180_000);
+
+  test('a dump signal that arrives while the restore runs is kept until the app is back, not dropped', async () => {
+    const hostVolume = volume();
+    const first = await runUntilDump('minimal', hostVolume, 3);
+    const second = start('minimal', hostVolume);
+    await second.waitForEvent('restore started');
+    second.kill('USR2');
+    const result = await second.exited();
+    expect(result.code, result.raw).toBe(0);
+    expect(result.events.map((event) => event.msg), result.raw).toEqual(expect.arrayContaining(['restored', 'dump committed']));
+    const third = start('minimal', hostVolume);
+    await third.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks in container 3');
+    expect(third.event('restored')?.generation, third.events().map((event) => event.msg).join(',')).toBe(2);
+    third.kill('TERM');
+    const end = await third.exited();
+    expect(end.code, end.raw).toBe(143);
+    expectRun((ticks(first.stdout).at(-1) ?? 0) + 1, [...ticks(result.stdout), ...ticks(end.stdout)]);
+  }, 180_000);
+
+  test(`${MIGRATIONS} consecutive migrations continue the count exactly`, async () => {
+    const hostVolume = volume();
+    let last = 0;
+    const started = performance.now();
+    for (let i = 0; i < MIGRATIONS; i++) {
+      const result = await runUntilDump('minimal', hostVolume, 3);
+      const numbers = ticks(result.stdout);
+      expectRun(last + 1, numbers);
+      if (i > 0) expect(result.events.find((event) => event.msg === 'restored')?.generation, result.raw).toBe(i);
+      last = numbers.at(-1) ?? last;
+    }
+    const generations = readdirSync(join(hostVolume, 'checkpoints')).filter((name) => name.startsWith('gen-'));
+    expect(generations.sort().at(-1)).toBe(`gen-${String(MIGRATIONS).padStart(6, '0')}`);
+    console.log(`runc: ${MIGRATIONS} migrations in ${Math.round(performance.now() - started)} ms, last tick ${last}`);
+  }, MIGRATIONS * 45_000);
+});
+
+describe('runc: privileged-style (adds CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_TIME and a writable /tmp): criu in its default mode', () => {
+  test('container 1 dumps, container 2 restores', async () => {
+    await migrateOnce('privileged');
+  }, 180_000);
+});

@@ -1,0 +1,147 @@
+/**
+ * stasis as PID 1 of a real OCI container: `runc run` in the foreground, so the
+ * container's stdin, stdout and stderr are the anonymous pipes runc makes (it copies
+ * them to its own stdio, which the test reads), and `runc run` exits with the
+ * container's exit status. Signals go in as `runc kill ID SIGNAL`.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ociConfig, type OciInput } from './oci.js';
+import { ROOT, poll, type LogEvent } from './stasis.js';
+
+export const RUNC = process.env.STASIS_TEST_RUNC ?? 'runc';
+/** runc's state folder for these tests only, so a test never touches other containers. */
+export const RUNC_ROOT = '/run/stasis-e2e-runc';
+export const SEA = join(ROOT, 'dist/stasis');
+const BUILD_ROOTFS = join(ROOT, 'scripts/build-rootfs.sh');
+const SETUP = 'scripts/setup-runc.sh';
+
+function onPath(command: string): boolean {
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command], { stdio: 'ignore' }).status === 0;
+}
+
+/** Why the runc test cannot run here, or null. The test fails with this text; it never skips. */
+export function missingRuncTools(): string | null {
+  const problems: string[] = [];
+  if (process.getuid?.() !== 0) problems.push('it must run as root');
+  if (!onPath(RUNC)) problems.push(`${RUNC} is not installed`);
+  if (!onPath('debootstrap')) problems.push('debootstrap is not installed');
+  if (!existsSync(SEA)) problems.push(`${SEA} is missing (npm run build)`);
+  return problems.length === 0 ? null : `runc e2e test: ${problems.join('; ')}. Run: bash ${SETUP} (as root), then npm run build`;
+}
+
+/** Runs scripts/build-rootfs.sh (Debian 13 + criu cached under .cache/rootfs; stasis copied in) and returns the rootfs. */
+export function buildRootfs(): string {
+  const result = spawnSync('bash', [BUILD_ROOTFS], { cwd: ROOT, encoding: 'utf8', timeout: 60 * 60_000 });
+  if (result.status !== 0) throw new Error(`scripts/build-rootfs.sh failed (status ${result.status}):\n${result.stderr}`);
+  const path = result.stdout.trim().split('\n').at(-1) ?? '';
+  if (!existsSync(join(path, 'usr/local/bin/stasis'))) throw new Error(`no rootfs at ${JSON.stringify(path)}:\n${result.stderr}`);
+  return path;
+}
+
+let serial = 0;
+
+export interface RuncResult {
+  readonly code: number | null;
+  readonly stdout: string[];
+  /** the app's stderr lines (stasis's JSON log lines and runc's own lines removed) */
+  readonly stderr: string[];
+  readonly events: LogEvent[];
+  readonly raw: string;
+}
+
+function completeLines(text: string): string[] {
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+}
+
+/** One `runc run` of a fresh bundle; remove() cleans up whatever happened. */
+export class RuncContainer {
+  readonly id: string;
+  readonly bundle: string;
+  readonly child: ChildProcess;
+  readonly done: Promise<RuncResult>;
+  private out = '';
+  private err = '';
+
+  constructor(config: OciInput) {
+    this.id = `stasis-e2e-${process.pid}-${++serial}`;
+    this.bundle = mkdtempSync(join(tmpdir(), 'stasis-bundle-'));
+    writeFileSync(join(this.bundle, 'config.json'), JSON.stringify(ociConfig(config), null, 2));
+    mkdirSync(RUNC_ROOT, { recursive: true });
+    this.child = spawn(RUNC, ['--root', RUNC_ROOT, 'run', '--bundle', this.bundle, this.id], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (chunk: Buffer) => (this.out += chunk.toString()));
+    this.child.stderr?.on('data', (chunk: Buffer) => (this.err += chunk.toString()));
+    this.done = new Promise((resolve, reject) => {
+      this.child.once('error', reject);
+      this.child.once('close', (code) =>
+        resolve({ code, stdout: this.stdout(), stderr: this.appStderr(), events: this.events(), raw: this.err }),
+      );
+    });
+    this.done.catch(() => {});
+  }
+
+  stdout(): string[] {
+    return completeLines(this.out);
+  }
+
+  appStderr(): string[] {
+    return completeLines(this.err).filter((line) => !line.startsWith('{') && !/^time=".*" level=/.test(line));
+  }
+
+  events(): LogEvent[] {
+    return completeLines(this.err)
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as LogEvent);
+  }
+
+  event(msg: string): LogEvent | undefined {
+    return this.events().find((event) => event.msg === msg);
+  }
+
+  async waitForStdout(predicate: (lines: string[]) => boolean, what: string, ms = 30_000): Promise<void> {
+    await poll(`${what}; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-3000)}`, () => (predicate(this.stdout()) ? true : undefined), ms);
+  }
+
+  async waitForEvent(msg: string, ms = 30_000): Promise<LogEvent> {
+    return poll(`log event "${msg}" in ${this.id}; stderr ${this.err.slice(-3000)}`, () => this.event(msg), ms);
+  }
+
+  /** The result once `runc run` has exited; fails with the container's log after `ms`. */
+  async exited(ms = 60_000): Promise<RuncResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.id} still running after ${ms} ms; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-4000)}`)), ms);
+    });
+    try {
+      return await Promise.race([this.done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `runc kill ID SIGNAL`: the signal reaches the container's PID 1, stasis. */
+  kill(signal: string): void {
+    const result = spawnSync(RUNC, ['--root', RUNC_ROOT, 'kill', this.id, signal], { encoding: 'utf8', timeout: 30_000 });
+    if (result.status !== 0) throw new Error(`runc kill ${this.id} ${signal} failed: ${result.stderr}`);
+  }
+
+  /**
+   * `runc exec ID ARGS...`: a new process in the running container, with its
+   * capabilities and environment, the way a Kubernetes preStop exec hook runs.
+   */
+  exec(args: readonly string[], ms = 120_000): { code: number | null; stdout: string; stderr: string } {
+    const result = spawnSync(RUNC, ['--root', RUNC_ROOT, 'exec', this.id, ...args], { encoding: 'utf8', timeout: ms });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  /** Kills whatever is left and removes the container and its bundle. */
+  remove(): void {
+    spawnSync(RUNC, ['--root', RUNC_ROOT, 'delete', '--force', this.id], { stdio: 'ignore', timeout: 30_000 });
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    rmSync(this.bundle, { recursive: true, force: true });
+  }
+}
