@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test from nothing: npm packages, the native addon, TypeScript and
-# single-executable build, CRIU (scripts/install-criu.sh), then vitest and the
-# benchmark's smoke variant (so the bench scripts cannot rot; it installs tini,
-# dumb-init and hyperfine with apt-get when missing). Needs root.
+# single-executable build, CRIU (scripts/install-criu.sh: Debian 13's 4.1.1, and
+# sid's >= 4.2 for the TCP tests, both unpacked into .cache), runc, debootstrap
+# and the cached Debian 13 rootfs for the runc test (scripts/setup-runc.sh), then
+# vitest with bin/stasis, the end-to-end tests once more against the single
+# executable dist/stasis, and the benchmark's smoke variant (so the bench scripts
+# cannot rot; it installs tini, dumb-init and hyperfine with apt-get when
+# missing). Needs root. Arguments go to the first vitest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund
 npm run build
+npm run typecheck # src, test and bench
 scripts/install-criu.sh >/dev/null
-PATH="$PWD/node_modules/.bin:$PATH" vitest run "$@"
+CRIU_DEBIAN_SUITE=sid CRIU_CACHE=.cache/criu-sid CRIU_MIN_VERSION=4.2 scripts/install-criu.sh >/dev/null
+scripts/setup-runc.sh
+export PATH="$PWD/node_modules/.bin:$PATH" # node and vitest: the pinned Node 26
+vitest run "$@"
+# runc.test.ts always runs dist/stasis inside its container; no need to repeat it.
+STASIS_BIN=dist/stasis vitest run --project e2e --exclude test/e2e/runc.test.ts
 npm run bench:smoke

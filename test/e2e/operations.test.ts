@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { counts, type Container } from '../helpers/container.js';
 import { useLab } from '../helpers/lab.js';
-import { BASE_ENV, STASIS_BIN, fixture, poll } from '../helpers/stasis.js';
+import { fixture, poll, stasisCheckpoint } from '../helpers/stasis.js';
 
 const COUNTER = [fixture('counter.sh')];
 const lab = useLab('stasis-ops-');
@@ -31,14 +30,8 @@ const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
 const generations = (dir: string): string[] => readdirSync(dir).filter((name) => name.startsWith('gen-')).sort();
 const committed = (c: Container): number => c.events().filter((event) => event.msg === 'dump committed').length;
 
-/** `stasis checkpoint ARGS` from a second process, as a preStop hook runs it. */
-function checkpoint(socket: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(STASIS_BIN, ['checkpoint', ...args], { env: { ...BASE_ENV, STASIS_SOCKET: socket } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** The client finds the socket through STASIS_SOCKET, as in a pod. */
+const checkpoint = (socket: string, ...args: string[]) => stasisCheckpoint(args, { STASIS_SOCKET: socket });
 
 function expectContinuous(numbers: readonly number[], first: number): void {
   expect(numbers[0]).toBe(first);

@@ -80,6 +80,15 @@ export class Container {
     await poll(`${what}; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-3000)}`, () => (predicate(this.stdout()) ? true : undefined), ms);
   }
 
+  /** `done`, but fails after `ms` with the last log lines instead of waiting for ever (e.g. when a dump failed). */
+  finished(ms = 120_000): Promise<ContainerResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`container still running after ${ms} ms; stderr ${this.err.slice(-3000)}`)), ms);
+    });
+    return Promise.race([this.done, timeout]).finally(() => clearTimeout(timer));
+  }
+
   async waitForEvent(msg: string, ms = 15_000): Promise<LogEvent> {
     return poll(`log event "${msg}"; stderr ${this.err.slice(-3000)}`, () => this.event(msg), ms);
   }

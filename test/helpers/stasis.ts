@@ -3,7 +3,7 @@
  * --mount-proc`) or as a plain child of the test (then stasis is a subreaper).
  * STASIS_BIN overrides the binary (e.g. the single executable dist/stasis).
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +99,21 @@ function stdio(options: StartOptions): StdioOptions {
 }
 
 /** Live PIDs of the children of `pid` (all its threads), as seen from the test. */
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** `stasis checkpoint ARGS` from a second process, as a preStop hook runs it. */
+export function stasisCheckpoint(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    execFile(STASIS_BIN, ['checkpoint', ...args], { env: { ...BASE_ENV, ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
 export function childrenOf(pid: number): number[] {
   const result: number[] = [];
   let tasks: string[];
