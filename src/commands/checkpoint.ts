@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config.js';
 import { formatResponse, sendRequest } from '../control.js';
-import { parseDuration } from '../duration.js';
+import { MAX_TIMER_MS, parseDuration } from '../duration.js';
 
 export interface CheckpointOptions {
   readonly exit?: boolean;
@@ -16,8 +16,8 @@ export interface CheckpointOptions {
 export async function checkpointCommand(options: CheckpointOptions): Promise<number> {
   if (options.exit && options.continue) throw new ConfigError('--exit/--continue', 'both', 'at most one of --exit and --continue');
   const timeoutMs = parseDuration(options.timeout);
-  if (timeoutMs === undefined || timeoutMs === 0) {
-    throw new ConfigError('--timeout', options.timeout, 'a positive duration such as 30s, 5m or 1h');
+  if (timeoutMs === undefined || timeoutMs === 0 || timeoutMs > MAX_TIMER_MS) {
+    throw new ConfigError('--timeout', options.timeout, 'a positive duration of at most 596h such as 30s, 5m or 1h');
   }
   const config = loadConfig(process.env, { socket: options.socket });
   const mode = options.exit ? 'exit' : options.continue ? 'continue' : undefined;

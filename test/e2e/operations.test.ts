@@ -83,6 +83,15 @@ describe('stasis checkpoint (preStop)', () => {
     expect(answer.stderr).toMatch(/cannot reach stasis at .*control\.sock/);
   });
 
+  test.each(['0', 'soon', '-5s', '700h'])('--timeout %j: exit 2 naming the flag, the value and what is allowed', async (timeout) => {
+    const { socket } = setup();
+    const answer = await checkpoint(socket, '--timeout', timeout);
+    expect(answer.code).toBe(2);
+    expect(answer.stderr).toContain(`--timeout`);
+    expect(answer.stderr).toContain(JSON.stringify(timeout).slice(1, -1));
+    expect(answer.stderr).toMatch(/positive duration of at most 596h/);
+  });
+
   test('a garbage request gets an error reply and stasis keeps running', async () => {
     const { socket, env } = setup({ STASIS_AFTER_DUMP: 'continue' });
     const c = container(env);
