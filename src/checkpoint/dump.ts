@@ -4,7 +4,7 @@ import { dumpArgs, DUMP_LOG } from '../criu/args.js';
 import { explainCriuErrors, explainFsError } from '../criu/log.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage, type DumpStats } from '../criu/stats.js';
-import { descendantsOf, readProcTable } from '../init/processes.js';
+import { descendantsOf, isAlive, readProcTable } from '../init/processes.js';
 import { identifyStdio } from '../stdio.js';
 import { VERSION } from '../version.js';
 import { fingerprint, type Metadata } from './layout.js';
@@ -67,8 +67,9 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       const full = await volumeFull(dir);
       await keepFailureLog(dir, incoming);
       const error = explainCriuErrors(run.errors, dir) ?? (full ? explainFsError('ENOSPC', dir) : undefined) ?? run.errors.at(-1) ?? 'criu dump failed';
-      log.error({ pid: appPid, duration_ms: run.durationMs, error, criu_errors: run.errors }, 'dump failed; the app keeps running');
-      return { ok: false, error, criuErrors: run.errors };
+      const gone = !appAlive(appPid);
+      log.error({ pid: appPid, duration_ms: run.durationMs, error, criu_errors: run.errors }, gone ? 'dump failed; the app died during it' : 'dump failed; the app keeps running');
+      return { ok: false, error: gone ? `the app died during the dump (${error})` : error, criuErrors: run.errors };
     }
     try {
       const stats = await readFile(join(incoming, 'stats-dump'))
@@ -161,4 +162,10 @@ function resumeTree(root: number): void {
 
 function usToMs(us: number | undefined): number | undefined {
   return us === undefined ? undefined : Math.round(us / 100) / 10;
+}
+
+/** The app after a failed dump: still there (criu resumed it), or dead or a zombie not yet reaped. */
+function appAlive(pid: number): boolean {
+  const entry = readProcTable().find((candidate) => candidate.pid === pid);
+  return entry !== undefined && isAlive(entry);
 }
