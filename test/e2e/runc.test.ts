@@ -48,7 +48,7 @@ function start(mode: CapabilityMode, hostVolume: string, env: Record<string, str
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       STASIS_DIR,
       STASIS_LOG_FORMAT: 'json',
-      // This VM never fires x86 hardware breakpoints: without it criu dump hangs (see docs/single-executable.md).
+      // This VM never fires x86 hardware breakpoints: without it criu dump hangs (see docs/runc-e2e.md, "What broke").
       CRIU_FAULT: '130',
       ...env,
     },
