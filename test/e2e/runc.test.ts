@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { counts } from '../helpers/container.js';
 import { capabilitiesFor, type CapabilityMode } from '../helpers/oci.js';
-import { RuncContainer, buildRootfs, missingRuncTools, type RuncResult } from '../helpers/runc.js';
+import type { CapturedResult } from '../helpers/captured.js';
+import { RuncContainer, buildRootfs, missingRuncTools } from '../helpers/runc.js';
 
 /** Where the volume is mounted and STASIS_DIR inside it (stasis creates it 0700). */
 const VOLUME = '/var/lib/stasis';
@@ -70,11 +71,11 @@ function expectRun(first: number, numbers: readonly number[]): void {
 }
 
 /** One container's life: wait for ticks, `runc kill USR2`, expect exit 0 from `runc run` after a committed dump. */
-async function runUntilDump(mode: CapabilityMode, hostVolume: string, minTicks: number): Promise<RuncResult> {
+async function runUntilDump(mode: CapabilityMode, hostVolume: string, minTicks: number): Promise<CapturedResult> {
   const container = start(mode, hostVolume);
   await container.waitForStdout((lines) => ticks(lines).length >= minTicks, `${minTicks} ticks in ${container.id}`);
   container.kill('USR2');
-  const result = await container.exited();
+  const result = await container.finished();
   expect(result.code, result.raw).toBe(0);
   expect(result.events.some((event) => event.msg === 'dump committed'), result.raw).toBe(true);
   return result;
@@ -95,7 +96,7 @@ async function migrateOnce(mode: CapabilityMode): Promise<void> {
   expect(second.event('restored')?.pid, second.events().map((event) => event.msg).join(',')).toBe(10000);
   expect(second.event('app started')).toBeUndefined();
   second.kill('TERM');
-  const result = await second.exited();
+  const result = await second.finished();
   // The app died of SIGTERM: stasis exits 128+15 and runc run passes it on.
   expect(result.code, result.raw).toBe(143);
   expectRun((ticks(first.stdout).at(-1) ?? 0) + 1, ticks(result.stdout));
@@ -113,13 +114,13 @@ describe('runc: minimal capabilities (runtime defaults + CHECKPOINT_RESTORE + SY
     await first.waitForStdout((lines) => ticks(lines).length >= 5, '5 ticks');
     const hook = first.exec(['/usr/local/bin/stasis', 'checkpoint', '--timeout', '110s']);
     expect(hook.code, `${hook.stdout}${hook.stderr}`).toBe(0);
-    const result = await first.exited();
+    const result = await first.finished();
     expect(result.code, result.raw).toBe(0);
     const second = start('minimal', hostVolume);
     await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks after the restore');
     expect(second.event('restored')?.generation, second.events().map((event) => event.msg).join(',')).toBe(1);
     second.kill('TERM');
-    const end = await second.exited();
+    const end = await second.finished();
     expect(end.code, end.raw).toBe(143);
     expectRun((ticks(result.stdout).at(-1) ?? 0) + 1, ticks(end.stdout));
   }, 180_000);
@@ -130,14 +131,14 @@ describe('runc: minimal capabilities (runtime defaults + CHECKPOINT_RESTORE + SY
     const second = start('minimal', hostVolume);
     await second.waitForEvent('restore started');
     second.kill('USR2');
-    const result = await second.exited();
+    const result = await second.finished();
     expect(result.code, result.raw).toBe(0);
     expect(result.events.map((event) => event.msg), result.raw).toEqual(expect.arrayContaining(['restored', 'dump committed']));
     const third = start('minimal', hostVolume);
     await third.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks in container 3');
     expect(third.event('restored')?.generation, third.events().map((event) => event.msg).join(',')).toBe(2);
     third.kill('TERM');
-    const end = await third.exited();
+    const end = await third.finished();
     expect(end.code, end.raw).toBe(143);
     expectRun((ticks(first.stdout).at(-1) ?? 0) + 1, [...ticks(result.stdout), ...ticks(end.stdout)]);
   }, 180_000);

@@ -3,10 +3,11 @@
  * namespace (`unshare --pid --fork --mount-proc`) whose stdin, stdout and stderr
  * are anonymous pipes, as a container runtime provides them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASE_ENV, ROOT, STASIS_BIN, childrenOf, poll, statOf, type LogEvent } from './stasis.js';
+import { Captured } from './captured.js';
+import { BASE_ENV, ROOT, STASIS_BIN, childrenOf, poll, statOf } from './stasis.js';
 
 export const CRIU = process.env.STASIS_TEST_CRIU ?? join(ROOT, '.cache/criu/bin/criu');
 
@@ -21,15 +22,6 @@ rc=$?
 pkill -P $$ -x sleep
 exit $rc`;
 
-export interface ContainerResult {
-  readonly code: number | null;
-  readonly stdout: string[];
-  /** the app's stderr lines (stasis's JSON log lines removed) */
-  readonly stderr: string[];
-  readonly events: LogEvent[];
-  readonly raw: string;
-}
-
 export interface ContainerOptions {
   /** flags for stasis before `--` */
   readonly stasisArgs?: readonly string[];
@@ -37,60 +29,16 @@ export interface ContainerOptions {
   readonly net?: boolean;
 }
 
-export class Container {
-  readonly child: ChildProcess;
-  readonly done: Promise<ContainerResult>;
-  private out = '';
-  private err = '';
-
+export class Container extends Captured {
   constructor(command: readonly string[], env: Readonly<Record<string, string>>, options: ContainerOptions = {}) {
     // With a network namespace, PID 1 starts as a shell that brings up lo and execs stasis.
     const net = options.net ? ['--net', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'] : [];
-    this.child = spawn('bash', ['-c', SHELL, 'bash', ...net, STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command], {
+    const child = spawn('bash', ['-c', SHELL, 'bash', ...net, STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command], {
       env: { ...BASE_ENV, STASIS_CRIU: CRIU, STASIS_LOG_FORMAT: 'json', ...env },
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.child.stdout?.on('data', (chunk: Buffer) => (this.out += chunk.toString()));
-    this.child.stderr?.on('data', (chunk: Buffer) => (this.err += chunk.toString()));
-    this.done = new Promise((resolve) => {
-      this.child.on('close', (code) => resolve({ code, stdout: this.stdout(), stderr: this.appStderr(), events: this.events(), raw: this.err }));
-    });
-  }
-
-  stdout(): string[] {
-    return completeLines(this.out);
-  }
-
-  appStderr(): string[] {
-    return completeLines(this.err).filter((line) => !line.startsWith('{'));
-  }
-
-  events(): LogEvent[] {
-    return completeLines(this.err)
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as LogEvent);
-  }
-
-  event(msg: string): LogEvent | undefined {
-    return this.events().find((event) => event.msg === msg);
-  }
-
-  async waitForStdout(predicate: (lines: string[]) => boolean, what: string, ms = 15_000): Promise<void> {
-    await poll(`${what}; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-3000)}`, () => (predicate(this.stdout()) ? true : undefined), ms);
-  }
-
-  /** `done`, but fails after `ms` with the last log lines instead of waiting for ever (e.g. when a dump failed). */
-  finished(ms = 120_000): Promise<ContainerResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`container still running after ${ms} ms; stderr ${this.err.slice(-3000)}`)), ms);
-    });
-    return Promise.race([this.done, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  async waitForEvent(msg: string, ms = 15_000): Promise<LogEvent> {
-    return poll(`log event "${msg}"; stderr ${this.err.slice(-3000)}`, () => this.event(msg), ms);
+    super(child, 'the container', 15_000);
   }
 
   /** Host PID of stasis: the process below bash whose innermost PID is 1. */
@@ -110,10 +58,6 @@ export class Container {
     if (init !== undefined) process.kill(init, 'SIGKILL');
     this.child.kill('SIGKILL');
   }
-}
-
-function completeLines(text: string): string[] {
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
 }
 
 function findNamespaceInit(root: number): number | undefined {

@@ -4,12 +4,13 @@
  * them to its own stdio, which the test reads), and `runc run` exits with the
  * container's exit status. Signals go in as `runc kill ID SIGNAL`.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ociConfig, type OciInput } from './oci.js';
-import { ROOT, poll, type LogEvent } from './stasis.js';
+import { Captured } from './captured.js';
+import { ROOT } from './stasis.js';
 
 export const RUNC = process.env.STASIS_TEST_RUNC ?? 'runc';
 /** runc's state folder for these tests only, so a test never touches other containers. */
@@ -43,84 +44,21 @@ export function buildRootfs(): string {
 
 let serial = 0;
 
-export interface RuncResult {
-  readonly code: number | null;
-  readonly stdout: string[];
-  /** the app's stderr lines (stasis's JSON log lines and runc's own lines removed) */
-  readonly stderr: string[];
-  readonly events: LogEvent[];
-  readonly raw: string;
-}
-
-function completeLines(text: string): string[] {
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
-}
-
 /** One `runc run` of a fresh bundle; remove() cleans up whatever happened. */
-export class RuncContainer {
+export class RuncContainer extends Captured {
   readonly id: string;
   readonly bundle: string;
-  readonly child: ChildProcess;
-  readonly done: Promise<RuncResult>;
-  private out = '';
-  private err = '';
 
   constructor(config: OciInput) {
-    this.id = `stasis-e2e-${process.pid}-${++serial}`;
-    this.bundle = mkdtempSync(join(tmpdir(), 'stasis-bundle-'));
-    writeFileSync(join(this.bundle, 'config.json'), JSON.stringify(ociConfig(config), null, 2));
+    const id = `stasis-e2e-${process.pid}-${++serial}`;
+    const bundle = mkdtempSync(join(tmpdir(), 'stasis-bundle-'));
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(ociConfig(config), null, 2));
     mkdirSync(RUNC_ROOT, { recursive: true });
-    this.child = spawn(RUNC, ['--root', RUNC_ROOT, 'run', '--bundle', this.bundle, this.id], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout?.on('data', (chunk: Buffer) => (this.out += chunk.toString()));
-    this.child.stderr?.on('data', (chunk: Buffer) => (this.err += chunk.toString()));
-    this.done = new Promise((resolve, reject) => {
-      this.child.once('error', reject);
-      this.child.once('close', (code) =>
-        resolve({ code, stdout: this.stdout(), stderr: this.appStderr(), events: this.events(), raw: this.err }),
-      );
-    });
-    this.done.catch(() => {});
-  }
-
-  stdout(): string[] {
-    return completeLines(this.out);
-  }
-
-  appStderr(): string[] {
-    return completeLines(this.err).filter((line) => !line.startsWith('{') && !/^time=".*" level=/.test(line));
-  }
-
-  events(): LogEvent[] {
-    return completeLines(this.err)
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as LogEvent);
-  }
-
-  event(msg: string): LogEvent | undefined {
-    return this.events().find((event) => event.msg === msg);
-  }
-
-  async waitForStdout(predicate: (lines: string[]) => boolean, what: string, ms = 30_000): Promise<void> {
-    await poll(`${what}; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-3000)}`, () => (predicate(this.stdout()) ? true : undefined), ms);
-  }
-
-  async waitForEvent(msg: string, ms = 30_000): Promise<LogEvent> {
-    return poll(`log event "${msg}" in ${this.id}; stderr ${this.err.slice(-3000)}`, () => this.event(msg), ms);
-  }
-
-  /** The result once `runc run` has exited; fails with the container's log after `ms`. */
-  async exited(ms = 60_000): Promise<RuncResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.id} still running after ${ms} ms; stdout ${JSON.stringify(this.stdout().slice(-3))}; stderr ${this.err.slice(-4000)}`)), ms);
-    });
-    try {
-      return await Promise.race([this.done, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const child = spawn(RUNC, ['--root', RUNC_ROOT, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // runc's own log lines (logrus text) are neither the app's nor stasis's
+    super(child, id, 30_000, (line) => /^time=".*" level=/.test(line));
+    this.id = id;
+    this.bundle = bundle;
   }
 
   /** `runc kill ID SIGNAL`: the signal reaches the container's PID 1, stasis. */
