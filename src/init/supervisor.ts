@@ -38,6 +38,8 @@ export class Supervisor {
   private readonly intercepted = new Map<number, () => void>();
   /** Run before exiting (e.g. closing the control socket). */
   private readonly cleanups: (() => Promise<void>)[] = [];
+  /** Children reaped while no app was adopted: a restored app can die before criu has even returned. */
+  private readonly reapedEarly = new Map<number, ExitStatus>();
 
   constructor(
     private readonly config: Config,
@@ -88,6 +90,12 @@ export class Supervisor {
   /** Makes `app` the process that gets signals and whose exit ends stasis. */
   adopt(app: AppHandle): void {
     this.app = app;
+    const early = this.reapedEarly.get(app.pid);
+    this.reapedEarly.clear();
+    if (app.kind === 'restored' && early !== undefined) {
+      this.onAppExit(early);
+      return;
+    }
     this.flushQueue();
   }
 
@@ -175,6 +183,7 @@ export class Supervisor {
       if (this.app?.kind === 'restored' && child.pid === this.app.pid) {
         this.onAppExit(child);
       } else {
+        if (this.app === null && this.reapedEarly.size < 1024) this.reapedEarly.set(child.pid, child);
         this.log.debug({ pid: child.pid, code: child.code, signal: child.signal }, 'reaped');
       }
     }

@@ -500,6 +500,32 @@ describe('the restore environment', () => {
     expect((await second.finished()).code).toBe(143);
   });
 
+  test('the restored app dies before criu has returned: stasis exits with its status instead of waiting for ever', async () => {
+    const { base, env } = setup();
+    const first = container(COUNTER, env);
+    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
+    await first.signal('SIGUSR2');
+    expect((await first.finished()).code).toBe(0);
+
+    // criu restores, then the app is killed: stasis reaps it before criu's exit has told it the app's PID.
+    // (python waits for criu's PID only; a shell's wait would reap the app itself.)
+    const wrapper = join(base, 'criu-app-dies');
+    const script = [
+      'import os, signal, subprocess, sys, time',
+      `rc = subprocess.run([${JSON.stringify(CRIU)}] + sys.argv[1:]).returncode`,
+      "if sys.argv[1] == 'restore':",
+      "    os.kill(int(open(sys.argv[sys.argv.index('--pidfile') + 1]).read()), signal.SIGKILL)",
+      '    time.sleep(1)',
+      'sys.exit(rc)',
+    ].join('\n');
+    writeFileSync(wrapper, `#!${PYTHON}\n${script}\n`, { mode: 0o755 });
+    const second = container(COUNTER, { ...env, STASIS_CRIU: wrapper });
+    const result = await second.finished(WAIT);
+    expect(result.code, result.raw).toBe(137);
+    expect(named(result.events, 'restored')).toHaveLength(1);
+    expect(named(result.events, 'app exited')[0]?.signal).toBe('SIGKILL');
+  });
+
   test('SIGTERM while the restore runs is held until the restored app is back, then delivered to it', async () => {
     const { env } = setup({ STASIS_LOG_LEVEL: 'debug' });
     const app = big(300);
