@@ -1,4 +1,4 @@
-import { parseDuration } from './duration.js';
+import { MAX_TIMER_MS, parseDuration } from './duration.js';
 import { isForwardable, parseSignal } from './signals.js';
 import { splitWords } from './words.js';
 
@@ -97,8 +97,6 @@ function duration(allowZero: boolean) {
     return ms;
   };
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function optionalInterval(raw: string): number | null {
   if (raw.trim() === '' || raw.trim().toLowerCase() === 'off') return null;

@@ -4,7 +4,7 @@ import { dumpArgs, DUMP_LOG } from '../criu/args.js';
 import { explainCriuErrors, explainFsError } from '../criu/log.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage, type DumpStats } from '../criu/stats.js';
-import { descendantsOf, isAlive, readProcTable } from '../init/processes.js';
+import { processAlive, signalTree } from '../init/processes.js';
 import { identifyStdio } from '../stdio.js';
 import { VERSION } from '../version.js';
 import { fingerprint, type Metadata } from './layout.js';
@@ -62,12 +62,12 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
     const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG) });
     if (!run.ok) {
       // criu resumes the tree itself when it fails; SIGCONT is for a criu that died half-way
-      if (request.mode === 'exit') resumeTree(appPid);
+      if (request.mode === 'exit') signalTree(appPid, 'SIGCONT');
       // On a full volume criu's own log (kept there) is cut short: ask the volume before freeing it.
       const full = await volumeFull(dir);
       await keepFailureLog(dir, incoming);
       const error = explainCriuErrors(run.errors, dir) ?? (full ? explainFsError('ENOSPC', dir) : undefined) ?? run.errors.at(-1) ?? 'criu dump failed';
-      const gone = !appAlive(appPid);
+      const gone = !processAlive(appPid);
       log.error({ pid: appPid, duration_ms: run.durationMs, error, criu_errors: run.errors }, gone ? 'dump failed; the app died during it' : 'dump failed; the app keeps running');
       return { ok: false, error: gone ? `the app died during the dump (${error})` : error, criuErrors: run.errors };
     }
@@ -99,7 +99,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       const committed = await commit(dir, incoming, { ...metadata, dump: { ...metadata.dump, duration_ms: beforeCommitMs } });
       const pruned = await prune(dir, config.keep);
       const durationMs = Math.round(performance.now() - started);
-      if (request.mode === 'exit') killTree(appPid);
+      if (request.mode === 'exit') signalTree(appPid, 'SIGKILL');
       log.info(
         {
           generation,
@@ -118,7 +118,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       );
       return { ok: true, generation, bytes, durationMs, mode: request.mode, stats };
     } catch (error) {
-      if (request.mode === 'exit') resumeTree(appPid);
+      if (request.mode === 'exit') signalTree(appPid, 'SIGCONT');
       await rm(incoming, { recursive: true, force: true });
       const message = explainFsError((error as NodeJS.ErrnoException).code, dir) ?? (error as Error).message;
       log.error({ pid: appPid, err: (error as Error).message, error: message }, 'dump could not be committed; the app keeps running, the previous generation is intact');
@@ -138,34 +138,6 @@ async function keepFailureLog(dir: string, incoming: string): Promise<void> {
   }
 }
 
-function treePids(root: number): number[] {
-  return [root, ...descendantsOf(root, readProcTable()).map((entry) => entry.pid)];
-}
-
-function signalTree(root: number, signal: NodeJS.Signals): void {
-  for (const pid of treePids(root)) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // gone already
-    }
-  }
-}
-
-function killTree(root: number): void {
-  signalTree(root, 'SIGKILL');
-}
-
-function resumeTree(root: number): void {
-  signalTree(root, 'SIGCONT');
-}
-
 function usToMs(us: number | undefined): number | undefined {
   return us === undefined ? undefined : Math.round(us / 100) / 10;
-}
-
-/** The app after a failed dump: still there (criu resumed it), or dead or a zombie not yet reaped. */
-function appAlive(pid: number): boolean {
-  const entry = readProcTable().find((candidate) => candidate.pid === pid);
-  return entry !== undefined && isAlive(entry);
 }

@@ -55,3 +55,24 @@ export function descendantsOf(root: number, table: readonly ProcEntry[]): ProcEn
 export function isAlive(entry: ProcEntry): boolean {
   return entry.state !== 'Z' && entry.state !== 'X';
 }
+
+/** A process that exists and has not exited (a zombie not yet reaped counts as gone). */
+export function processAlive(pid: number): boolean {
+  try {
+    const entry = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return entry !== undefined && isAlive(entry);
+  } catch {
+    return false;
+  }
+}
+
+/** Sends `signal` to `root` and every process below it. */
+export function signalTree(root: number, signal: NodeJS.Signals): void {
+  for (const pid of [root, ...descendantsOf(root, readProcTable()).map((entry) => entry.pid)]) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone already
+    }
+  }
+}
