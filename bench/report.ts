@@ -4,6 +4,7 @@
 import type { SizeResult } from './checkpoint.ts';
 import type { Meta } from './lib/setup.ts';
 import type { Pid1Results } from './pid1.ts';
+import type { LazyResults } from './lazy.ts';
 import type { WarmupResults } from './warmup.ts';
 
 export interface Results {
@@ -11,6 +12,7 @@ export interface Results {
   pid1?: Pid1Results | undefined;
   checkpoint?: readonly SizeResult[] | undefined;
   warmup?: WarmupResults | undefined;
+  lazy?: LazyResults | undefined;
   goals?: Goal[];
   /** parts that failed, with why */
   readonly errors: string[];
@@ -62,6 +64,26 @@ export function judge(results: Results): Goal[] {
       target: '>= 20x faster',
       measured: `${w.speedup.toFixed(1)}x (cached images: ${w.speedup_cached.toFixed(1)}x)`,
       met: w.speedup >= 20,
+    });
+  }
+  const lazy = results.lazy?.sizes ?? [];
+  if (lazy.length > 1) {
+    const firsts = lazy.map((s) => s.lazy_first_200_ms);
+    const spread = Math.max(...firsts) / Math.min(...firsts);
+    goals.push({
+      what: `lazy restore, first HTTP 200 flat from ${lazy[0]?.mib} MiB to ${lazy.at(-1)?.mib} MiB`,
+      target: '<= 2x',
+      measured: `${x(spread)} (${lazy.map((s) => `${s.mib} MiB ${ms(s.lazy_first_200_ms)} ms`).join(', ')})`,
+      met: spread <= 2,
+    });
+  }
+  const big = lazy.filter((s) => s.mib >= 1024);
+  if (big.length > 0) {
+    goals.push({
+      what: 'lazy restore, first HTTP 200 below eager at 1 GiB and up',
+      target: 'lazy < eager',
+      measured: big.map((s) => `${s.mib} MiB ${ms(s.lazy_first_200_ms)} vs ${ms(s.eager_first_200_ms)} ms`).join(', '),
+      met: big.every((s) => s.lazy_first_200_ms < s.eager_first_200_ms),
     });
   }
   return goals;
@@ -140,6 +162,26 @@ export function markdown(results: Results): string {
       '',
     );
     if (w.tcp_dump_error) lines.push(`Not TCP: this CRIU cannot dump a listening TCP socket on this kernel (\`${w.tcp_dump_error}\`; checkpoint-restore/criu#2705, Linux >= 6.16), so the same server listened on an abstract unix socket.`, '');
+  }
+  const lazy = results.lazy;
+  if (lazy && lazy.sizes.length > 0) {
+    lines.push('### Lazy against eager restore: slow warm-up app, container start to first HTTP 200', '');
+    lines.push(
+      '| heap | image GB | first 200: eager ms | first 200: lazy ms | all pages in: eager ms | all pages in: lazy ms | lazy-pages daemon run ms | daemon peak RSS MiB | cold start ms |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const s of lazy.sizes) {
+      lines.push(
+        `| ${s.mib} MiB | ${gb(s.image_bytes)} | ${ms(s.eager_first_200_ms)} | ${ms(s.lazy_first_200_ms)} | ${ms(s.eager_all_in_ms)} | ${ms(s.lazy_all_in_ms)} | ` +
+          `${ms(s.lazy_daemon_ms)} | ${s.lazy_daemon_peak_rss_kib === null ? '?' : mib(s.lazy_daemon_peak_rss_kib)} | ${ms(s.cold_ms)} |`,
+      );
+    }
+    lines.push(
+      '',
+      `\`apps/warm.c\` with ${lazy.warmup_s} s of warm-up, one checkpoint per size, images evicted from the page cache before each restore; one run each. ` +
+        'All pages in: container start to stasis\'s "restored" (eager) or "lazy restore complete: every page is in" (lazy) log line. Daemon peak RSS: VmHWM of `criu lazy-pages`, sampled every 10 ms.',
+      '',
+    );
   }
   if (results.errors.length > 0) {
     lines.push('### Failed parts', '', ...results.errors.map((error) => `- ${error.split('\n')[0]}`), '');

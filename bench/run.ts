@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [--only pid1,checkpoint,warmup] [--out DIR]
+ * npm run bench [-- --smoke] [--only pid1,checkpoint,warmup,lazy] [--out DIR]
  *
  * Measures stasis side by side with tini, dumb-init, bare Node and raw criu in one
  * run and writes results.json, results.md and plot.svg (from the JSON). The full run
@@ -12,6 +12,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchCheckpoint } from './checkpoint.ts';
+import { benchLazy } from './lazy.ts';
 import { Container } from './lib/proc.ts';
 import { describe, prepare, ROOT } from './lib/setup.ts';
 import { benchPid1 } from './pid1.ts';
@@ -19,18 +20,20 @@ import { plotSvg } from './plot.ts';
 import { judge, markdown, type Results } from './report.ts';
 import { benchWarmup } from './warmup.ts';
 
-const PARTS = ['pid1', 'checkpoint', 'warmup'] as const;
+const PARTS = ['pid1', 'checkpoint', 'warmup', 'lazy'] as const;
 
 const FULL = {
   pid1: { hyperfineRounds: 4, hyperfineRuns: 10, hyperfineWarmup: 2, rssReps: 3, rssSettleMs: 1500, orphans: 10_000, orphanReps: 5, signals: 2000, signalRounds: 4 },
   checkpoint: { sizes: [{ mib: 64, reps: 5 }, { mib: 512, reps: 4 }, { mib: 2048, reps: 2 }] },
   warmup: { mib: 1024, seconds: 10 },
+  lazy: { sizes: [256, 1024, 4096], seconds: 10 },
 };
 
 const SMOKE: typeof FULL = {
   pid1: { hyperfineRounds: 1, hyperfineRuns: 3, hyperfineWarmup: 1, rssReps: 1, rssSettleMs: 300, orphans: 200, orphanReps: 1, signals: 50, signalRounds: 1 },
   checkpoint: { sizes: [{ mib: 8, reps: 1 }, { mib: 16, reps: 1 }] },
   warmup: { mib: 16, seconds: 0.5 },
+  lazy: { sizes: [64], seconds: 0.5 },
 };
 
 async function main(): Promise<void> {
@@ -85,6 +88,7 @@ async function main(): Promise<void> {
     results.pid1 = await part('pid1', () => benchPid1(setup, options.pid1, outDir, workDir));
     results.checkpoint = await part('checkpoint', () => benchCheckpoint(setup, options.checkpoint, workDir));
     results.warmup = await part('warmup', () => benchWarmup(setup, options.warmup, workDir));
+    results.lazy = await part('lazy', () => benchLazy(setup, options.lazy, workDir));
   } finally {
     rmSync(workDir, { recursive: true, force: true });
     rmSync(`/dev/shm/stasis-bench-${process.pid}.sock`, { force: true });

@@ -18,6 +18,7 @@ export interface Config {
   readonly criu: string;
   readonly criuDumpOpts: readonly string[];
   readonly criuRestoreOpts: readonly string[];
+  readonly lazy: boolean;
   readonly tcp: 'established' | 'close' | 'off';
   readonly fileLocks: boolean;
   readonly extUnixSockets: boolean;
@@ -198,6 +199,8 @@ export const OPTIONS = [
     description: 'extra criu dump options, split like shell words (no shell runs)' }),
   spec({ key: 'criuRestoreOpts', env: 'STASIS_CRIU_RESTORE_OPTS', flag: 'criu-restore-opts', kind: 'value', valueName: 'opts', defaultText: '(none)', parse: words,
     description: 'extra criu restore options, split like shell words (no shell runs)' }),
+  spec({ key: 'lazy', env: 'STASIS_LAZY', flag: 'lazy', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
+    description: 'lazy restore: the app runs at once and a criu lazy-pages daemon copies its memory in on demand and in the background; a normal restore where the kernel or criu cannot' }),
   spec({ key: 'tcp', env: 'STASIS_TCP', flag: 'tcp', kind: 'value', valueName: 'mode', defaultText: 'off', parse: oneOf(['established', 'close', 'off'] as const),
     description: 'open TCP connections: "established" (--tcp-established), "close" (--tcp-close) or "off" (dump fails on them)' }),
   spec({ key: 'fileLocks', env: 'STASIS_FILE_LOCKS', flag: 'file-locks', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,

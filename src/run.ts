@@ -38,6 +38,11 @@ export async function run(config: Config, command: readonly string[], log: Logge
       return;
     }
     if (outcome.kind === 'restored') supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
+    if (outcome.kind === 'restored' && outcome.lazy === true) {
+      const { lazyAdopted, stopLazyServing } = await import('./checkpoint/lazy.js');
+      lazyAdopted(checkpoints.context);
+      supervisor.onExit(() => stopLazyServing(checkpoints.context));
+    }
   }
   if (supervisor.appPid === null) {
     raisePidFloor(config.minPid, log);

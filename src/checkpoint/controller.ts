@@ -6,6 +6,7 @@ import type { Supervisor } from '../init/supervisor.js';
 import type { Logger } from '../log.js';
 import type { CheckpointContext } from './context.js';
 import { dumpApp, type DumpOutcome, type DumpRequest } from './dump.js';
+import { lazyServing, type LazyEnd } from './lazy.js';
 import { openStore, StoreRefused } from './store.js';
 
 export type CheckpointState =
@@ -50,6 +51,9 @@ async function appToCome(supervisor: Supervisor, log: Logger, request: DumpReque
   return supervisor.appPid;
 }
 
+/** Answer of a request that must be asked again (outside the supervisor's lock). */
+const AGAIN = Symbol('again');
+
 /** The committed exit-mode dump that ended the app: every later request is answered with it. */
 const finalDumps = new WeakMap<Supervisor, DumpOutcome>();
 
@@ -63,6 +67,12 @@ export function requestDump(supervisor: Supervisor, state: CheckpointState, requ
     log.error({ reason: state.reason }, 'dump requested but checkpoints are off');
     return Promise.resolve({ ok: false, error: `checkpoints are off: ${state.reason}`, criuErrors: [] });
   }
+  // A lazily restored app is dumped only once all its memory is in (nor is its generation pruned before).
+  const serving = lazyServing(state.context);
+  if (serving !== undefined) {
+    log.info({ reason: request.reason }, 'dump waits until the lazy restore has copied every page in');
+    return serving.then((end) => (end.kind === 'failed' ? lazyFailed(end, log) : requestDump(supervisor, state, request, log)));
+  }
   const final = finalDumps.get(supervisor);
   if (final !== undefined) {
     log.info({ reason: request.reason }, 'dump requested after the app was dumped and ended: answered with that dump');
@@ -74,18 +84,26 @@ export function requestDump(supervisor: Supervisor, state: CheckpointState, requ
       if (pid === null) return { ok: false, error: 'no app is running', criuErrors: [] } satisfies DumpOutcome;
       const earlier = finalDumps.get(supervisor);
       if (earlier !== undefined) return earlier;
+      // the app this request waited for came from a lazy restore: wait for its pages without holding signals
+      if (lazyServing(state.context) !== undefined) return AGAIN;
       const outcome = await dumpApp(state.context, pid, request);
       if (outcome.ok && request.mode === 'exit') {
         finalDumps.set(supervisor, outcome);
         supervisor.markEndedByDump();
       }
       return outcome;
-    }) as Promise<DumpOutcome>
-  ).catch((error: unknown): DumpOutcome => {
+    }) as Promise<DumpOutcome | typeof AGAIN>
+  ).then((outcome) => (outcome === AGAIN ? requestDump(supervisor, state, request, log) : outcome)).catch((error: unknown): DumpOutcome => {
     const message = `dump failed: ${(error as Error).message}`;
     log.error({ err: (error as Error).stack ?? String(error) }, 'dump failed; the app keeps running');
     return { ok: false, error: message, criuErrors: [] };
   });
+}
+
+function lazyFailed(end: Extract<LazyEnd, { kind: 'failed' }>, log: Logger): DumpOutcome {
+  const error = "not dumped: the lazy restore failed, the app's memory was incomplete and it was killed";
+  log.error({ criu_errors: end.errors }, error);
+  return { ok: false, error, criuErrors: end.errors };
 }
 
 /** Pure: the control socket's answer for a dump outcome. */
@@ -118,8 +136,8 @@ export async function dumpOnTerm(supervisor: Supervisor, state: CheckpointState,
 /** STASIS_INTERVAL: a continue-mode dump every `ms`; a tick that finds a dump running is skipped. */
 export function startInterval(supervisor: Supervisor, state: CheckpointState, ms: number, log: Logger): void {
   const timer = setInterval(() => {
-    if (supervisor.isBusy || supervisor.appPid === null) {
-      log.info('interval checkpoint skipped: a dump is running or no app yet');
+    if (supervisor.isBusy || supervisor.appPid === null || (state.enabled && lazyServing(state.context) !== undefined)) {
+      log.info('interval checkpoint skipped: a dump or a lazy restore is running, or no app yet');
       return;
     }
     void requestDump(supervisor, state, { mode: 'continue', reason: 'interval' }, log);

@@ -3,15 +3,18 @@ import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inheritedFds, restoreArgs, RESTORE_LOG, RESTORE_PIDFILE } from '../criu/args.js';
 import { explainCriuErrors } from '../criu/log.js';
+import { probeLazy, startLazyDaemon, type LazyDaemon } from '../criu/lazy.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage } from '../criu/stats.js';
 import { recordRestore, restoreRecord } from './history.js';
+import { watchLazyServing } from './lazy.js';
 import { fingerprint, RESTORE_ATTEMPT_FILE } from './layout.js';
-import { describeFsFailure, judge, listGenerations, quarantine, type Generation } from './store.js';
+import { describeFsFailure, imageSizes, judge, listGenerations, quarantine, type Generation } from './store.js';
 import type { CheckpointContext } from './context.js';
 
 export type RestoreOutcome =
-  | { readonly kind: 'restored'; readonly pid: number; readonly generation: number }
+  /** lazy: the app runs while a lazy-pages daemon still copies its memory in (see lazy.ts) */
+  | { readonly kind: 'restored'; readonly pid: number; readonly generation: number; readonly lazy?: boolean }
   | { readonly kind: 'none' }
   | { readonly kind: 'failed'; readonly generation: number; readonly criuErrors: readonly string[] };
 
@@ -63,9 +66,10 @@ async function tryGenerations(context: CheckpointContext): Promise<RestoreOutcom
     }
     if (unfinished.length > 0) log.warn({ generation: generation.generation, unfinished }, 'an earlier restore of this generation never finished; trying once more');
     await appendFile(attempt, `${new Date().toISOString()}\n`, { mode: 0o600 }).catch(() => undefined);
-    const outcome = await restoreGeneration(context, generation, verdict.metadata.stdio);
+    const outcome = await restoreGeneration(context, generation, verdict.metadata.stdio, attempt);
     if (outcome.kind === 'restored') {
-      await rm(attempt, { force: true }).catch(() => undefined);
+      // a lazy restore is finished only once every page is in: lazy.ts removes the record then
+      if (!outcome.lazy) await rm(attempt, { force: true }).catch(() => undefined);
       return outcome;
     }
     const reason = explainCriuErrors(outcome.criuErrors, dir, commandOf);
@@ -95,23 +99,37 @@ async function restoreGeneration(
   context: CheckpointContext,
   generation: Generation,
   stdio: readonly { fd: number; inheritKey: string | null }[],
+  attemptFile: string,
 ): Promise<Exclude<RestoreOutcome, { kind: 'none' }>> {
   const { config, log } = context;
   const pidfile = join(generation.path, RESTORE_PIDFILE);
   await rm(pidfile, { force: true });
   const inherit = inheritedFds(stdio);
-  const args = restoreArgs({
-    imagesDir: generation.path,
-    pidfile,
-    inherit,
-    tcp: config.tcp,
-    fileLocks: config.fileLocks,
-    extUnixSockets: config.extUnixSockets,
-    unprivileged: context.unprivileged,
-    extra: config.criuRestoreOpts,
-  });
-  log.info({ generation: generation.generation, inherit_fds: inherit.map(({ fd, key }) => `fd[${fd}]:${key}`) }, 'restore started');
-  const run = await runCriu(config.criu, args, { stdio: 'inherit', logPath: join(generation.path, RESTORE_LOG) });
+  const args = (lazy: boolean): string[] =>
+    restoreArgs({
+      imagesDir: generation.path,
+      pidfile,
+      inherit,
+      tcp: config.tcp,
+      fileLocks: config.fileLocks,
+      extUnixSockets: config.extUnixSockets,
+      unprivileged: context.unprivileged,
+      lazy,
+      extra: config.criuRestoreOpts,
+    });
+  let daemon = config.lazy ? await startLazy(context, generation) : null;
+  log.info({ generation: generation.generation, inherit_fds: inherit.map(({ fd, key }) => `fd[${fd}]:${key}`), lazy: daemon !== null }, 'restore started');
+  const logPath = join(generation.path, RESTORE_LOG);
+  let run = await runCriu(config.criu, args(daemon !== null), { stdio: 'inherit', logPath });
+  if (!run.ok && daemon !== null) {
+    // criu killed the half-restored tree; the same images may still restore eagerly
+    daemon.kill();
+    await daemon.exited;
+    daemon = null;
+    log.warn({ generation: generation.generation, criu_errors: run.errors }, 'lazy restore failed; restoring the same generation eagerly');
+    await rm(pidfile, { force: true });
+    run = await runCriu(config.criu, args(false), { stdio: 'inherit', logPath });
+  }
   if (!run.ok) return { kind: 'failed', generation: generation.generation, criuErrors: run.errors };
   const pid = Number((await readFile(pidfile, 'utf8')).trim());
   const stats = await readFile(join(generation.path, 'stats-restore'))
@@ -125,8 +143,38 @@ async function restoreGeneration(
       restore_ms: stats?.restore_time_us === undefined ? undefined : Math.round(stats.restore_time_us / 1000),
       forking_ms: stats?.forking_time_us === undefined ? undefined : Math.round(stats.forking_time_us / 1000),
       pages_restored: stats?.pages_restored,
+      lazy: daemon !== null,
     },
     'restored',
   );
-  return { kind: 'restored', pid, generation: generation.generation };
+  if (daemon !== null) {
+    const sizes = await imageSizes(generation.path).catch((): Record<string, number> => ({}));
+    const bytes = Object.entries(sizes).reduce((sum, [name, size]) => (name.startsWith('pages-') ? sum + size : sum), 0);
+    void watchLazyServing(context, daemon, { pid, generation: generation.generation, bytes, attemptFile });
+  }
+  return { kind: 'restored', pid, generation: generation.generation, lazy: daemon !== null };
+}
+
+/**
+ * STASIS_LAZY: the probe and the daemon start side by side (each is a criu start);
+ * null, with a log line saying why, when the restore must be eager.
+ */
+async function startLazy(context: CheckpointContext, generation: Generation): Promise<LazyDaemon | null> {
+  const { config, log } = context;
+  const [support, daemon] = await Promise.all([
+    probeLazy(config.criu, context.unprivileged),
+    startLazyDaemon(config.criu, generation.path, context.unprivileged),
+  ]);
+  if (support.ok && 'pid' in daemon) {
+    log.info({ generation: generation.generation, daemon_pid: daemon.pid }, 'lazy-pages daemon started');
+    return daemon;
+  }
+  if ('pid' in daemon) {
+    daemon.kill();
+    await daemon.exited;
+  }
+  const reason = support.ok ? 'the criu lazy-pages daemon did not start' : support.reason;
+  const errors = !support.ok || 'pid' in daemon ? {} : { criu_errors: daemon.errors };
+  log.warn({ generation: generation.generation, reason, ...errors }, 'lazy restore unavailable; restoring eagerly');
+  return null;
 }

@@ -3,6 +3,7 @@
  * the exit code, and the readable table.
  */
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_PTRACE, hasCapability } from '../criu/caps.js';
+import { judgeLazyProbe } from '../criu/log.js';
 import { formatBytes, formatTable, truncate } from './table.js';
 
 /** FAIL: stasis cannot checkpoint here; warn: it can, with a limitation; skip: not judged (something it needs failed). */
@@ -185,12 +186,21 @@ export function judgeFreeSpace(input: SpaceInput): Check {
   return ok(name, `${free} free; the last dump (${input.estimate.from}) took ${need}`);
 }
 
-/** `criu check --feature uffd-noncoop`: needed only for lazy restores (criu --lazy-pages). */
-export function judgeLazyPages(run: ProgramRun | null): Check {
+/**
+ * `criu check --feature uffd-noncoop`: needed only for lazy restores (STASIS_LAZY,
+ * criu --lazy-pages); without it stasis restores eagerly, so this is never a failure.
+ */
+export function judgeLazyPages(run: ProgramRun | null, lazyOn = false): Check {
   const name = 'lazy pages';
   if (run === null) return skip(name, 'not run: no usable criu');
-  if (run.exitCode === 0) return ok(name, 'userfaultfd (uffd-noncoop) supported: criu --lazy-pages can be used');
-  return warn(name, 'userfaultfd (uffd-noncoop) not available: lazy restore cannot be used; normal restores are not affected', 'optional: allow userfaultfd (vm.unprivileged_userfaultfd=1, or CAP_SYS_PTRACE) if you want criu --lazy-pages');
+  const setting = lazyOn ? 'STASIS_LAZY=true' : 'STASIS_LAZY is off';
+  const support = judgeLazyProbe(run);
+  if (support.ok) return ok(name, `userfaultfd (uffd-noncoop) supported: lazy restores work (${setting})`);
+  return warn(
+    name,
+    `${support.reason}; ${lazyOn ? 'STASIS_LAZY=true falls back to normal restores' : 'lazy restore (STASIS_LAZY) cannot be used'}; normal restores are not affected`,
+    'optional, only STASIS_LAZY needs it: a kernel with userfaultfd, and CAP_SYS_ADMIN (criu 4.1.1 --unprivileged, chosen without it, fails this check even with vm.unprivileged_userfaultfd=1)',
+  );
 }
 
 export interface CriuFaultInput {

@@ -9,6 +9,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { listGenerations, imageBytes } from '../checkpoint/store.js';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, effectiveCaps, hasCapability, needsUnprivileged } from '../criu/caps.js';
+import { lazyProbeArgs } from '../criu/args.js';
 import { probeCriu } from '../criu/run.js';
 import { loadConfig, type Config } from '../config.js';
 import { native } from '../native/index.js';
@@ -145,7 +146,7 @@ export async function runChecks(config: Config, env: Readonly<Record<string, str
     }),
     judgeDir(await dirFacts(config.dir)),
     judgeFreeSpace({ free: await freeBytes(config.dir), estimate: await lastDumpSize(config.dir) }),
-    judgeLazyPages(usable ? await runProgram(config.criu, ['check', '--feature', 'uffd-noncoop']) : null),
+    judgeLazyPages(usable ? await runProgram(config.criu, lazyProbeArgs(unprivileged)) : null, config.lazy),
     judgeCriuFault({ value: env.CRIU_FAULT, wrapperSetsIt: await wrapperSetsCriuFault(resolved), virtualMachine: /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo) }),
   ];
 }

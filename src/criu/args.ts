@@ -15,6 +15,10 @@ export interface DumpArgsInput {
 export const DUMP_LOG = 'dump.log';
 export const RESTORE_LOG = 'restore.log';
 export const RESTORE_PIDFILE = 'restore.pid';
+/** The lazy-pages daemon's log, next to restore.log. */
+export const LAZY_PAGES_LOG = 'lazy-pages.log';
+/** The socket criu lazy-pages listens on and criu restore --lazy-pages connects to, in their work dir (the images dir). */
+export const LAZY_PAGES_SOCKET = 'lazy-pages.socket';
 
 export function dumpArgs(input: DumpArgsInput): string[] {
   return [
@@ -60,6 +64,8 @@ export interface RestoreArgsInput {
   readonly fileLocks: boolean;
   readonly extUnixSockets: boolean;
   readonly unprivileged: boolean;
+  /** --lazy-pages: memory comes from a running `criu lazy-pages` daemon on the same images dir. */
+  readonly lazy: boolean;
   readonly extra: readonly string[];
 }
 
@@ -84,8 +90,37 @@ export function restoreArgs(input: RestoreArgsInput): string[] {
     '--restore-sibling',
     '--pidfile', input.pidfile,
     ...input.inherit.flatMap(({ fd, key }) => ['--inherit-fd', `fd[${fd}]:${key}`]),
+    ...(input.lazy ? ['--lazy-pages'] : []),
     ...(input.tcp === 'established' ? ['--tcp-established'] : input.tcp === 'close' ? ['--tcp-close'] : []),
     ...commonOptions(input),
     ...input.extra,
   ];
+}
+
+export interface LazyPagesArgsInput {
+  readonly imagesDir: string;
+  /** criu's fd that gets a byte once the daemon listens on its socket. */
+  readonly statusFd: number;
+  readonly unprivileged: boolean;
+}
+
+/**
+ * The lazy-pages daemon for one restore: in the foreground (stasis owns and waits
+ * for it), serving the local images; it exits by itself once every page is in.
+ * -v2 (errors and warnings): -v4 writes a line per page fault.
+ */
+export function lazyPagesArgs(input: LazyPagesArgsInput): string[] {
+  return [
+    'lazy-pages',
+    '--images-dir', input.imagesDir,
+    '--log-file', LAZY_PAGES_LOG,
+    '-v2',
+    '--status-fd', String(input.statusFd),
+    ...(input.unprivileged ? ['--unprivileged'] : []),
+  ];
+}
+
+/** The probe for lazy restores: criu needs non-cooperative userfaultfd (fork/remap/unmap events). */
+export function lazyProbeArgs(unprivileged: boolean): string[] {
+  return ['check', '--feature', 'uffd-noncoop', ...(unprivileged ? ['--unprivileged'] : [])];
 }

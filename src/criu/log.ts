@@ -55,3 +55,18 @@ export function explainFsError(code: string | undefined, dir: string): string | 
   if (code === 'EROFS') return explainCriuErrors(['EROFS'], dir);
   return undefined;
 }
+
+export type LazySupport = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** Pure: judges `criu check --feature uffd-noncoop` (exit code, stdout+stderr; exit undefined: criu did not run). */
+export function judgeLazyProbe(run: { readonly exitCode: number | undefined; readonly output: string }): LazySupport {
+  if (run.exitCode === 0) return { ok: true };
+  const errors = criuErrors(run.output).map((line) => line.replace(/^Error \([^)]*\):\s*/, ''));
+  const why = errors.at(-1) ?? run.output.trim().split('\n').at(-1) ?? '';
+  return {
+    ok: false,
+    reason: run.exitCode === undefined
+      ? `cannot run criu check: ${why}`
+      : `criu check --feature uffd-noncoop failed (exit ${run.exitCode})${why === '' ? '' : `: ${why}`}: this kernel or criu has no non-cooperative userfaultfd`,
+  };
+}

@@ -640,6 +640,7 @@ describe('bad configuration', () => {
     STASIS_CRIU: { values: ['', '  '], allowed: 'non-empty' },
     STASIS_CRIU_DUMP_OPTS: { values: ['"unterminated'], allowed: 'matching quotes' },
     STASIS_CRIU_RESTORE_OPTS: { values: ["--x 'y"], allowed: 'matching quotes' },
+    STASIS_LAZY: { values: ['', 'maybe', '2'], allowed: 'true or false' },
     STASIS_TCP: { values: ['', 'on'], allowed: 'one of established, close, off' },
     STASIS_FILE_LOCKS: { values: ['', 'yes please'], allowed: 'true or false' },
     STASIS_EXT_UNIX_SK: { values: ['2'], allowed: 'true or false' },

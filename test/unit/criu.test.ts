@@ -6,7 +6,7 @@ import { criuErrors, parseCriuVersion } from '../../src/criu/log.js';
 import { parseStatsImage } from '../../src/criu/stats.js';
 
 const dumpBase = { pid: 10000, imagesDir: '/ck/.incoming-x', leave: 'stop', tcp: 'off', fileLocks: false, extUnixSockets: false, unprivileged: false, extra: [] } as const;
-const restoreBase = { imagesDir: '/ck/gen-000001', pidfile: '/ck/gen-000001/restore.pid', inherit: [], tcp: 'off', fileLocks: false, extUnixSockets: false, unprivileged: false, extra: [] } as const;
+const restoreBase = { imagesDir: '/ck/gen-000001', pidfile: '/ck/gen-000001/restore.pid', inherit: [], tcp: 'off', fileLocks: false, extUnixSockets: false, unprivileged: false, lazy: false, extra: [] } as const;
 
 describe('dumpArgs', () => {
   test('exit mode leaves the tree stopped, continue mode running; logs go to dump.log in the images dir', () => {
