@@ -18,6 +18,7 @@ export interface Config {
   readonly criu: string;
   readonly criuDumpOpts: readonly string[];
   readonly criuRestoreOpts: readonly string[];
+  readonly criuTimeout: number | null;
   readonly lazy: boolean;
   readonly tcp: 'established' | 'close' | 'off';
   readonly fileLocks: boolean;
@@ -99,10 +100,11 @@ function duration(allowZero: boolean) {
   };
 }
 
-function optionalInterval(raw: string): number | null {
+/** STASIS_INTERVAL and STASIS_CRIU_TIMEOUT: a timer's delay, or null for "off". */
+function optionalDuration(raw: string): number | null {
   if (raw.trim() === '' || raw.trim().toLowerCase() === 'off') return null;
   const ms = parseDuration(raw);
-  // Node timers hold at most 2^31-1 ms; a longer interval would fire every millisecond.
+  // Node timers hold at most 2^31-1 ms; a longer delay would fire every millisecond.
   if (ms === undefined || ms < 1000 || ms > MAX_TIMER_MS) throw new Invalid('a duration of at least 1s and at most 596h such as 30s, 5m or 1h, or "off"');
   return ms;
 }
@@ -183,7 +185,7 @@ export const OPTIONS = [
     description: 'after a dump: "continue" (app keeps running) or "exit" (app ends, stasis exits 0)' }),
   spec({ key: 'checkpointOnTerm', env: 'STASIS_CHECKPOINT_ON_TERM', flag: 'checkpoint-on-term', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
     description: 'on SIGTERM dump first (exit mode), then exit 0; if the dump fails, forward SIGTERM' }),
-  spec({ key: 'interval', env: 'STASIS_INTERVAL', flag: 'interval', kind: 'value', valueName: 'duration', defaultText: '(off)', parse: optionalInterval,
+  spec({ key: 'interval', env: 'STASIS_INTERVAL', flag: 'interval', kind: 'value', valueName: 'duration', defaultText: '(off)', parse: optionalDuration,
     description: 'also dump every DURATION with the app kept running (a tick is skipped while a dump runs)' }),
   spec({ key: 'socket', env: 'STASIS_SOCKET', flag: 'socket', kind: 'value', valueName: 'path', defaultText: '/dev/shm/stasis.sock', parse: absolutePath,
     description: 'control socket (owner-only) that `stasis checkpoint` talks to' }),
@@ -199,6 +201,8 @@ export const OPTIONS = [
     description: 'extra criu dump options, split like shell words (no shell runs)' }),
   spec({ key: 'criuRestoreOpts', env: 'STASIS_CRIU_RESTORE_OPTS', flag: 'criu-restore-opts', kind: 'value', valueName: 'opts', defaultText: '(none)', parse: words,
     description: 'extra criu restore options, split like shell words (no shell runs)' }),
+  spec({ key: 'criuTimeout', env: 'STASIS_CRIU_TIMEOUT', flag: 'criu-timeout', kind: 'value', valueName: 'duration', defaultText: '10m', parse: optionalDuration,
+    description: 'longest a criu dump or restore may run before it is killed: the dump fails and the app runs on, the restore fails and what it restored is killed; "off" waits for ever' }),
   spec({ key: 'lazy', env: 'STASIS_LAZY', flag: 'lazy', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
     description: 'lazy restore: the app runs at once and a criu lazy-pages daemon copies its memory in on demand and in the background; a normal restore where the kernel or criu cannot' }),
   spec({ key: 'tcp', env: 'STASIS_TCP', flag: 'tcp', kind: 'value', valueName: 'mode', defaultText: 'off', parse: oneOf(['established', 'close', 'off'] as const),

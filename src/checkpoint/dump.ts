@@ -59,10 +59,10 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       unprivileged: context.unprivileged,
       extra: config.criuDumpOpts,
     });
-    const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG) });
+    const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG), timeoutMs: config.criuTimeout });
     if (!run.ok) {
       // criu resumes the tree itself when it fails; SIGCONT is for a criu that died half-way
-      if (request.mode === 'exit') signalTree(appPid, 'SIGCONT');
+      if (request.mode === 'exit' || run.timedOut) signalTree(appPid, 'SIGCONT');
       // On a full volume criu's own log (kept there) is cut short: ask the volume before freeing it.
       const full = await volumeFull(dir);
       await keepFailureLog(dir, incoming);

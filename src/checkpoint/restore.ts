@@ -6,6 +6,8 @@ import { explainCriuErrors } from '../criu/log.js';
 import { probeLazy, startLazyDaemon, type LazyDaemon } from '../criu/lazy.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage } from '../criu/stats.js';
+import { libuvChildren } from '../init/children.js';
+import { descendantsOf, readProcTable } from '../init/processes.js';
 import { recordRestore, restoreRecord } from './history.js';
 import { watchLazyServing } from './lazy.js';
 import { fingerprint, RESTORE_ATTEMPT_FILE } from './layout.js';
@@ -120,7 +122,8 @@ async function restoreGeneration(
   let daemon = config.lazy ? await startLazy(context, generation) : null;
   log.info({ generation: generation.generation, inherit_fds: inherit.map(({ fd, key }) => `fd[${fd}]:${key}`), lazy: daemon !== null }, 'restore started');
   const logPath = join(generation.path, RESTORE_LOG);
-  let run = await runCriu(config.criu, args(daemon !== null), { stdio: 'inherit', logPath });
+  const criuOptions = { stdio: 'inherit', logPath, timeoutMs: config.criuTimeout } as const;
+  let run = await runCriu(config.criu, args(daemon !== null), criuOptions);
   if (!run.ok && daemon !== null) {
     // criu killed the half-restored tree; the same images may still restore eagerly
     daemon.kill();
@@ -128,8 +131,9 @@ async function restoreGeneration(
     daemon = null;
     log.warn({ generation: generation.generation, criu_errors: run.errors }, 'lazy restore failed; restoring the same generation eagerly');
     await rm(pidfile, { force: true });
-    run = await runCriu(config.criu, args(false), { stdio: 'inherit', logPath });
+    run = await runCriu(config.criu, args(false), criuOptions);
   }
+  if (run.timedOut) killHalfRestored(log);
   if (!run.ok) return { kind: 'failed', generation: generation.generation, criuErrors: run.errors };
   const pid = Number((await readFile(pidfile, 'utf8')).trim());
   const stats = await readFile(join(generation.path, 'stats-restore'))
@@ -177,4 +181,22 @@ async function startLazy(context: CheckpointContext, generation: Generation): Pr
   const errors = !support.ok || 'pid' in daemon ? {} : { criu_errors: daemon.errors };
   log.warn({ generation: generation.generation, reason, ...errors }, 'lazy restore unavailable; restoring eagerly');
   return null;
+}
+
+/**
+ * criu was killed in the middle of a restore: the processes it had made so far (the
+ * restored root is stasis's child) must not run on beside the next attempt or a fresh
+ * start. Only stasis's own helpers (libuv's children, e.g. a lazy-pages daemon) stay.
+ */
+function killHalfRestored(log: CheckpointContext['log']): void {
+  const helpers = new Set(libuvChildren());
+  const restored = descendantsOf(process.pid, readProcTable()).filter((entry) => !helpers.has(entry.pid) && !helpers.has(entry.ppid));
+  if (restored.length > 0) log.warn({ pids: restored.slice(0, 20).map((entry) => entry.pid) }, 'killing what the unfinished restore had started');
+  for (const entry of restored) {
+    try {
+      process.kill(entry.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
 }

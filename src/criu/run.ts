@@ -9,6 +9,8 @@ export interface CriuRun {
   readonly durationMs: number;
   /** criu's error lines from its log file (or why criu could not start). */
   readonly errors: string[];
+  /** killed after STASIS_CRIU_TIMEOUT */
+  readonly timedOut?: boolean;
 }
 
 export interface RunCriuOptions {
@@ -16,6 +18,8 @@ export interface RunCriuOptions {
   readonly stdio: 'inherit' | 'ignore';
   /** Where criu writes its log (`--log-file` is relative to the images dir). */
   readonly logPath: string;
+  /** criu is killed (SIGKILL) after this long; null: no limit. */
+  readonly timeoutMs: number | null;
 }
 
 /** Runs criu without a shell; its PID stays libuv's so the native reaper leaves it alone. */
@@ -27,6 +31,7 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
     stdin: options.stdio,
     stdout: options.stdio === 'inherit' ? 'inherit' : 'pipe',
     stderr: options.stdio === 'inherit' ? 'inherit' : 'pipe',
+    ...(options.timeoutMs === null ? {} : { timeout: options.timeoutMs, killSignal: 'SIGKILL' as const }),
   });
   ownByLibuv(subprocess.pid);
   const result = await subprocess;
@@ -34,7 +39,10 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
   const durationMs = Math.round(performance.now() - started);
   if (result.exitCode === 0) return { ok: true, exitCode: 0, durationMs, errors: [] };
   let errors: string[];
-  if (result.exitCode === undefined) {
+  if (result.timedOut) {
+    const log = await readFile(options.logPath, 'utf8').catch(() => '');
+    errors = [...criuErrors(log), `criu did not finish within ${formatMs(options.timeoutMs ?? 0)} (STASIS_CRIU_TIMEOUT) and was killed`];
+  } else if (result.exitCode === undefined) {
     errors = [`cannot run ${criu}: ${result.shortMessage}`];
   } else {
     const log = await readFile(options.logPath, 'utf8').catch(() => '');
@@ -43,7 +51,11 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
     if (errors.length === 0) errors = criuErrors(output);
     if (errors.length === 0) errors = [`criu exited with code ${result.exitCode}; see ${options.logPath}`];
   }
-  return { ok: false, exitCode: result.exitCode, durationMs, errors };
+  return { ok: false, exitCode: result.exitCode, durationMs, errors, timedOut: result.timedOut };
+}
+
+function formatMs(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
 }
 
 export interface CriuInfo {

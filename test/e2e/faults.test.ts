@@ -118,6 +118,25 @@ async function halfWritten(dir: string, bytes: number): Promise<string> {
   );
 }
 
+/**
+ * A criu for fault tests: runs the real one, with python lines run before and after it
+ * when the command is `when`. (python waits for criu's PID only; a shell's wait would
+ * also reap the processes criu restored, which are the wrapper's children.)
+ */
+function wrappedCriu(base: string, when: 'dump' | 'restore', lines: { readonly before?: readonly string[]; readonly after?: readonly string[] }): string {
+  const block = (code: readonly string[] = []): string => [`if sys.argv[1:2] == ['${when}']:`, ...code.map((line) => `    ${line}`), '    pass'].join('\n');
+  const script = [
+    'import os, signal, subprocess, sys, time',
+    block(lines.before),
+    `rc = subprocess.run([${JSON.stringify(CRIU)}] + sys.argv[1:]).returncode`,
+    block(lines.after),
+    'sys.exit(rc)',
+  ].join('\n');
+  const path = join(base, `criu-${when}-wrapper`);
+  writeFileSync(path, `#!${PYTHON}\n${script}\n`, { mode: 0o755 });
+  return path;
+}
+
 describe('interrupted and failing dumps', () => {
   test('stasis SIGKILLed in the middle of a dump: the next start restores the previous generation and removes the half-written one', async () => {
     const { dir, env } = setup({ STASIS_AFTER_DUMP: 'continue' });
@@ -152,6 +171,23 @@ describe('interrupted and failing dumps', () => {
     expect(incoming(dir)).toEqual([]);
     await next.signal('SIGTERM');
     expect((await next.finished()).code).toBe(143);
+  });
+
+  test.each(['continue', 'exit'] as const)('a criu dump that never ends (%s mode) is killed after STASIS_CRIU_TIMEOUT: the app runs on, nothing is committed', async (mode) => {
+    const { base, dir, env } = setup({ STASIS_AFTER_DUMP: mode, STASIS_CRIU_TIMEOUT: '2s' });
+    const c = container(COUNTER, { ...env, STASIS_CRIU: wrappedCriu(base, 'dump', { before: ['time.sleep(600)'] }) });
+    await c.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
+    await c.signal('SIGUSR2');
+    const failed = await c.waitForEvent('dump failed; the app keeps running', WAIT);
+    expect(String(failed.error)).toMatch(/criu did not finish within 2s \(STASIS_CRIU_TIMEOUT\) and was killed/);
+    const at = lastTick(c);
+    await c.waitForStdout((lines) => (ticks(lines).at(-1) ?? 0) >= at + 5, 'ticks after the killed dump', WAIT);
+    expect(generations(dir)).toEqual([]);
+    expect(incoming(dir)).toEqual([]);
+    await c.signal('SIGTERM');
+    const result = await c.finished();
+    expect(result.code, result.raw).toBe(143);
+    expectContinuous(ticks(result.stdout));
   });
 
   describe.each(['continue', 'exit'] as const)('the checkpoint volume fills up during a dump (STASIS_AFTER_DUMP=%s)', (mode) => {
@@ -508,22 +544,41 @@ describe('the restore environment', () => {
     expect((await first.finished()).code).toBe(0);
 
     // criu restores, then the app is killed: stasis reaps it before criu's exit has told it the app's PID.
-    // (python waits for criu's PID only; a shell's wait would reap the app itself.)
-    const wrapper = join(base, 'criu-app-dies');
-    const script = [
-      'import os, signal, subprocess, sys, time',
-      `rc = subprocess.run([${JSON.stringify(CRIU)}] + sys.argv[1:]).returncode`,
-      "if sys.argv[1] == 'restore':",
-      "    os.kill(int(open(sys.argv[sys.argv.index('--pidfile') + 1]).read()), signal.SIGKILL)",
-      '    time.sleep(1)',
-      'sys.exit(rc)',
-    ].join('\n');
-    writeFileSync(wrapper, `#!${PYTHON}\n${script}\n`, { mode: 0o755 });
+    const wrapper = wrappedCriu(base, 'restore', { after: ["os.kill(int(open(sys.argv[sys.argv.index('--pidfile') + 1]).read()), signal.SIGKILL)", 'time.sleep(1)'] });
     const second = container(COUNTER, { ...env, STASIS_CRIU: wrapper });
     const result = await second.finished(WAIT);
     expect(result.code, result.raw).toBe(137);
     expect(named(result.events, 'restored')).toHaveLength(1);
     expect(named(result.events, 'app exited')[0]?.signal).toBe('SIGKILL');
+  });
+
+  test('a criu restore that never returns is killed after STASIS_CRIU_TIMEOUT, and so is what it restored: quarantine, one fresh app', async () => {
+    const { base, dir, env } = setup();
+    const first = container(COUNTER, env);
+    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
+    await first.signal('SIGUSR2');
+    const dumped = await first.finished();
+    expect(dumped.code, dumped.raw).toBe(0);
+    const last = ticks(dumped.stdout).at(-1) ?? 0;
+
+    // the app is back and printing, but criu never returns
+    const wrapper = wrappedCriu(base, 'restore', { after: ['time.sleep(600)'] });
+    const second = container(COUNTER, { ...env, STASIS_CRIU: wrapper, STASIS_CRIU_TIMEOUT: '3s' });
+    const failed = await second.waitForEvent('restore failed; trying an older generation or a fresh start', WAIT);
+    expect((failed.criu_errors as string[]).join('\n')).toMatch(/did not finish within 3s \(STASIS_CRIU_TIMEOUT\)/);
+    await second.waitForEvent('app started', WAIT);
+    const fresh = (lines: readonly string[]): number[] => {
+      const all = ticks(lines);
+      return all.slice(all.indexOf(1));
+    };
+    await second.waitForStdout((lines) => ticks(lines).includes(1) && fresh(lines).length >= 20, '20 ticks of the fresh app', WAIT);
+    const lines = ticks(second.stdout());
+    // only the fresh app prints now: the restored one was killed
+    expectContinuous(fresh(second.stdout()));
+    expect(lines.slice(0, lines.indexOf(1)).every((n) => n > last)).toBe(true);
+    expect(readdirSync(join(dir, 'quarantine'))).toHaveLength(1);
+    await second.signal('SIGTERM');
+    expect((await second.finished()).code).toBe(143);
   });
 
   test('SIGTERM while the restore runs is held until the restored app is back, then delivered to it', async () => {
@@ -640,6 +695,7 @@ describe('bad configuration', () => {
     STASIS_CRIU: { values: ['', '  '], allowed: 'non-empty' },
     STASIS_CRIU_DUMP_OPTS: { values: ['"unterminated'], allowed: 'matching quotes' },
     STASIS_CRIU_RESTORE_OPTS: { values: ["--x 'y"], allowed: 'matching quotes' },
+    STASIS_CRIU_TIMEOUT: { values: ['500ms', '0', 'never', '700h'], allowed: 'duration of at least 1s and at most 596h' },
     STASIS_LAZY: { values: ['', 'maybe', '2'], allowed: 'true or false' },
     STASIS_TCP: { values: ['', 'on'], allowed: 'one of established, close, off' },
     STASIS_FILE_LOCKS: { values: ['', 'yes please'], allowed: 'true or false' },
