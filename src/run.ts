@@ -14,8 +14,8 @@ export async function run(config: Config, command: readonly string[], log: Logge
     return;
   }
   // Loaded only with checkpoints on: a plain init starts faster without execa and criu's modules.
-  const [{ dumpOnTerm, prepareCheckpoints, requestDump, startInterval, toResponse }, { restoreNewest }, { startControlServer }] =
-    await Promise.all([import('./checkpoint/controller.js'), import('./checkpoint/restore.js'), import('./control.js')]);
+  const [{ dumpOnTerm, prepareCheckpoints, requestDump, startInterval, toResponse }, { restoreNewest }, { lazyAdopted, stopLazyServing }, { startControlServer }] =
+    await Promise.all([import('./checkpoint/controller.js'), import('./checkpoint/restore.js'), import('./checkpoint/lazy.js'), import('./control.js')]);
   const checkpoints = await prepareCheckpoints(config, command, log);
   const afterDump = config.afterDump;
   if (config.dumpSignal !== null) {
@@ -37,11 +37,11 @@ export async function run(config: Config, command: readonly string[], log: Logge
       await supervisor.finish(EXIT.restoreFailed);
       return;
     }
-    if (outcome.kind === 'restored') supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
-    if (outcome.kind === 'restored' && outcome.lazy === true) {
-      const { lazyAdopted, stopLazyServing } = await import('./checkpoint/lazy.js');
-      lazyAdopted(checkpoints.context);
-      supervisor.onExit(() => stopLazyServing(checkpoints.context));
+    if (outcome.kind === 'restored') {
+      // Registered before adopt: an app that already died makes adopt end stasis at once.
+      if (outcome.lazy === true) supervisor.onExit(() => stopLazyServing(checkpoints.context));
+      supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
+      if (outcome.lazy === true) lazyAdopted(checkpoints.context);
     }
   }
   if (supervisor.appPid === null) {
