@@ -199,7 +199,7 @@ export function judgeLazyPages(run: ProgramRun | null, lazyOn = false): Check {
   return warn(
     name,
     `${support.reason}; ${lazyOn ? 'STASIS_LAZY=true falls back to normal restores' : 'lazy restore (STASIS_LAZY) cannot be used'}; normal restores are not affected`,
-    'optional, only STASIS_LAZY needs it: a kernel with userfaultfd, and CAP_SYS_ADMIN (criu 4.1.1 --unprivileged, chosen without it, fails this check even with vm.unprivileged_userfaultfd=1)',
+    'optional, only STASIS_LAZY needs it: a kernel with userfaultfd, and CAP_SYS_ADMIN (criu --unprivileged, chosen without it, never uses userfaultfd)',
   );
 }
 
