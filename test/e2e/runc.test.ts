@@ -160,8 +160,37 @@ describe('runc: minimal capabilities (runtime defaults + CHECKPOINT_RESTORE + SY
   }, MIGRATIONS * 45_000);
 });
 
+/** Container 1 dumps; container 2 restores with STASIS_LAZY=true and runs until SIGTERM. */
+async function lazyMigration(mode: CapabilityMode): Promise<{ first: CapturedResult; second: CapturedResult }> {
+  const hostVolume = volume();
+  const first = await runUntilDump(mode, hostVolume, 5);
+  const container = start(mode, hostVolume, { STASIS_LAZY: 'true' });
+  await container.waitForEvent('restored');
+  await container.waitForStdout((lines) => ticks(lines).length >= 5, 'ticks after the restore');
+  if (mode === 'privileged') await container.waitForEvent('lazy restore complete: every page is in');
+  container.kill('TERM');
+  const second = await container.finished();
+  expect(second.code, second.raw).toBe(143);
+  expectRun((ticks(first.stdout).at(-1) ?? 0) + 1, ticks(second.stdout));
+  return { first, second };
+}
+
 describe('runc: privileged-style (adds CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_TIME and a writable /tmp): criu in its default mode', () => {
   test('container 1 dumps, container 2 restores', async () => {
     await migrateOnce('privileged');
+  }, 180_000);
+
+  test('STASIS_LAZY=true: a lazy restore, every page comes in, the count continues', async () => {
+    const { second } = await lazyMigration('privileged');
+    expect(second.events.find((event) => event.msg === 'restored')?.lazy, second.raw).toBe(true);
+  }, 180_000);
+});
+
+describe('runc: minimal capabilities and STASIS_LAZY=true', () => {
+  test('criu --unprivileged has no lazy pages: an eager restore, and the log says why', async () => {
+    const { second } = await lazyMigration('minimal');
+    expect(second.events.find((event) => event.msg === 'restored')?.lazy, second.raw).toBe(false);
+    const fallback = second.events.find((event) => event.msg === 'lazy restore unavailable; restoring eagerly');
+    expect(String(fallback?.reason), second.raw).toMatch(/uffd/i);
   }, 180_000);
 });
