@@ -20,6 +20,8 @@ export type ControlResponse =
   | { readonly ok: false; readonly error: string; readonly criu_errors?: readonly string[] };
 
 const MAX_REQUEST_BYTES = 4096;
+/** How long a closing control socket waits for answered clients to exit. */
+const CLIENT_EXIT_WAIT_MS = 2000;
 
 /** Pure: one request line -> a request, or why it is not one. */
 export function parseRequest(line: string): CheckpointRequest | { error: string } {
@@ -57,9 +59,17 @@ export async function startControlServer(
   }
   rmSync(path, { force: true });
   const open = new Set<Socket>();
+  const answered = new Set<Socket>();
+  const answer = (socket: Socket, response: ControlResponse): void => {
+    answered.add(socket);
+    socket.end(`${JSON.stringify(response)}\n`);
+  };
   const server = createServer((socket) => {
     open.add(socket);
-    socket.on('close', () => open.delete(socket));
+    socket.on('close', () => {
+      open.delete(socket);
+      answered.delete(socket);
+    });
     socket.on('error', () => socket.destroy());
     let buffer = '';
     socket.on('data', (chunk) => {
@@ -70,13 +80,13 @@ export async function startControlServer(
       const request = parseRequest(newline < 0 ? buffer : buffer.slice(0, newline));
       if ('error' in request) {
         log.warn({ error: request.error }, 'control request refused');
-        socket.end(`${JSON.stringify({ ok: false, error: request.error } satisfies ControlResponse)}\n`);
+        answer(socket, { ok: false, error: request.error });
         return;
       }
       log.info({ mode: request.mode ?? 'default' }, 'checkpoint requested over the control socket');
       handle(request).then(
-        (response) => socket.end(`${JSON.stringify(response)}\n`),
-        (error: unknown) => socket.end(`${JSON.stringify({ ok: false, error: String(error) } satisfies ControlResponse)}\n`),
+        (response) => answer(socket, response),
+        (error: unknown) => answer(socket, { ok: false, error: String(error) }),
       );
     });
   });
@@ -97,7 +107,13 @@ export async function startControlServer(
   log.debug({ socket: path }, 'control socket listening');
   return {
     close: async () => {
-      for (const socket of open) socket.end();
+      // A client closes its end only as its process exits, after it printed the answer. Waiting
+      // for that keeps PID 1's exit (which kills everything in the PID namespace) from turning a
+      // preStop hook's success into exit 137.
+      for (const socket of open) if (!answered.has(socket)) socket.end();
+      const deadline = Date.now() + CLIENT_EXIT_WAIT_MS;
+      while (answered.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const socket of open) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       rmSync(path, { force: true });
     },
@@ -118,22 +134,25 @@ function isLive(path: string): Promise<boolean> {
 /** Client side: sends one request and waits for the answer (or the timeout). */
 export function sendRequest(path: string, request: CheckpointRequest, timeoutMs: number): Promise<ControlResponse> {
   return new Promise((resolve) => {
-    const socket = connect(path);
+    // Half-open: the answer's end does not close our side; the kernel closes it when this
+    // process exits, which is what stasis waits for before it exits (see close() above).
+    const socket = connect({ path, allowHalfOpen: true });
     let answer = '';
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ ok: false, error: `no answer within ${timeoutMs} ms (the dump may still finish)` });
     }, timeoutMs);
-    const done = (response: ControlResponse): void => {
+    const done = (response: ControlResponse, keepOpen = false): void => {
       clearTimeout(timer);
-      socket.destroy();
+      if (keepOpen) socket.unref();
+      else socket.destroy();
       resolve(response);
     };
     socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk) => (answer += chunk.toString('utf8')));
     socket.once('end', () => {
       try {
-        done(JSON.parse(answer.trim()) as ControlResponse);
+        done(JSON.parse(answer.trim()) as ControlResponse, true);
       } catch {
         done({ ok: false, error: `unreadable answer from stasis: ${JSON.stringify(answer.slice(0, 200))}` });
       }

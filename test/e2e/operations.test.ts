@@ -1,10 +1,11 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { counts, type Container } from '../helpers/container.js';
 import { useLab } from '../helpers/lab.js';
-import { fixture, poll, stasisCheckpoint } from '../helpers/stasis.js';
+import { BASE_ENV, STASIS_BIN, fixture, poll, stasisCheckpoint } from '../helpers/stasis.js';
 
 const COUNTER = [fixture('counter.sh')];
 const lab = useLab('stasis-ops-');
@@ -32,6 +33,13 @@ const committed = (c: Container): number => c.events().filter((event) => event.m
 
 /** The client finds the socket through STASIS_SOCKET, as in a pod. */
 const checkpoint = (socket: string, ...args: string[]) => stasisCheckpoint(args, { STASIS_SOCKET: socket });
+
+/** exit 0, else the exit code or the signal that ended `file` */
+function run(file: string, args: readonly string[]): Promise<{ status: number | string; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env: { ...BASE_ENV } }, (error, stdout, stderr) => resolve({ status: error === null ? 0 : (error.signal ?? error.code ?? 'error'), stdout, stderr }));
+  });
+}
 
 function expectContinuous(numbers: readonly number[], first: number): void {
   expect(numbers[0]).toBe(first);
@@ -62,6 +70,19 @@ describe('stasis checkpoint (preStop)', () => {
     await next.waitForStdout((lines) => ticks(lines).length >= 2, 'restored ticks');
     expect((await next.waitForEvent('restored')).generation).toBe(2);
     expect(ticks(next.stdout())[0]).toBe((ticks(result.stdout).at(-1) ?? 0) + 1);
+  });
+
+  test('a preStop hook inside the container (its PID namespace dies with stasis) gets its answer and exits 0, 5 times in a row', async () => {
+    for (let i = 0; i < 5; i++) {
+      const { socket, env } = setup();
+      const c = container(env);
+      await c.waitForStdout((lines) => ticks(lines).length >= 2, 'ticks');
+      // as `kubectl exec` / a preStop exec hook runs it: in the container's PID and mount namespaces
+      const hook = await run('nsenter', ['--target', String(await c.stasisPid()), '--pid', '--mount', STASIS_BIN, 'checkpoint', '--exit', '--socket', socket]);
+      expect(hook.status, `run ${i + 1}: ${hook.stdout}${hook.stderr}`).toBe(0);
+      expect(hook.stdout).toMatch(/^checkpoint committed: generation 1, .*\(exit\)\n$/);
+      expect((await c.finished()).code).toBe(0);
+    }
   });
 
   test('concurrent requests join one dump instead of starting two', async () => {
