@@ -14,6 +14,8 @@ export interface LastRestore {
   readonly generation: number | null;
   /** The restored app's PID (outcome restored). */
   readonly pid: number | null;
+  /** Restored with STASIS_LAZY: the app ran before its memory was all in. */
+  readonly lazy: boolean;
   /** From choosing a generation to the app running (or the failure). */
   readonly duration_ms: number;
   /** criu's error lines or why the generation was unusable (outcome failed). */
@@ -28,6 +30,7 @@ export function restoreRecord(outcome: RestoreOutcome, durationMs: number, at: D
     outcome: outcome.kind,
     generation: outcome.kind === 'none' ? null : outcome.generation,
     pid: outcome.kind === 'restored' ? outcome.pid : null,
+    lazy: outcome.kind === 'restored' && outcome.lazy === true,
     duration_ms: Math.round(durationMs),
     errors: outcome.kind === 'failed' ? [...outcome.criuErrors] : [],
   };
@@ -55,6 +58,7 @@ export function parseLastRestore(text: string): LastRestore | undefined {
     outcome: record.outcome as LastRestore['outcome'],
     generation: numberOrNull(record.generation),
     pid: numberOrNull(record.pid),
+    lazy: record.lazy === true,
     duration_ms: typeof record.duration_ms === 'number' ? record.duration_ms : 0,
     errors: Array.isArray(record.errors) ? record.errors.map(String) : [],
   };

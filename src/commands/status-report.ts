@@ -157,7 +157,7 @@ export function describeLastRestore(last: LastRestore | null, now: Date, quarant
   const after = quarantined.length === 0 ? '' : ` (after quarantining ${quarantined.join(', ')})`;
   switch (last.outcome) {
     case 'restored':
-      return `restored gen ${last.generation ?? '?'} at ${when}, pid ${last.pid ?? '?'}, took ${formatMs(last.duration_ms)}${after}`;
+      return `restored gen ${last.generation ?? '?'}${last.lazy ? ' lazily' : ''} at ${when}, pid ${last.pid ?? '?'}, took ${formatMs(last.duration_ms)}${after}`;
     case 'failed':
       return `FAILED gen ${last.generation ?? '?'} at ${when}: ${keyError(last.errors) ?? 'no error recorded'} (stasis exited 3)`;
     case 'none':

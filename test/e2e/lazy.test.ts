@@ -111,6 +111,8 @@ describe('lazy restore', () => {
     expect(gen1).toContain('lazy-pages.log');
     expect(gen1).not.toContain('lazy-pages.socket');
     expect(gen1).not.toContain('restore-attempt');
+    // `stasis status` reads it from last-restore.json
+    expect(JSON.parse(readFileSync(join(dir, 'last-restore.json'), 'utf8'))).toMatchObject({ outcome: 'restored', generation: 1, lazy: true });
     // after the daemon: still the same memory, still working, signals and the exit code pass through
     await c.signal('SIGUSR1');
     expect(await waitForSum(c, 2)).toBe(first.sum);

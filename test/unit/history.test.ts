@@ -25,9 +25,14 @@ describe('restoreRecord', () => {
       outcome: 'restored',
       generation: 3,
       pid: 10001,
+      lazy: false,
       duration_ms: 241,
       errors: [],
     });
+  });
+
+  test('a lazy restore is recorded as lazy', () => {
+    expect(restoreRecord({ kind: 'restored', generation: 3, pid: 10001, lazy: true }, 80, at).lazy).toBe(true);
   });
 
   test('failed keeps the errors; none has no generation', () => {
@@ -58,6 +63,7 @@ describe('parseLastRestore', () => {
       outcome: 'none',
       generation: null,
       pid: null,
+      lazy: false,
       duration_ms: 0,
       errors: [],
     });

@@ -95,6 +95,7 @@ describe('describeLastRestore', () => {
   test.each([
     [null, 'none recorded'],
     [restoreRecord({ kind: 'restored', generation: 2, pid: 10000 }, 240, at), 'restored gen 2 at 2025-11-27 11:58:00Z (2m ago), pid 10000, took 240ms'],
+    [restoreRecord({ kind: 'restored', generation: 2, pid: 10000, lazy: true }, 80, at), 'restored gen 2 lazily at 2025-11-27 11:58:00Z (2m ago), pid 10000, took 80ms'],
     [restoreRecord({ kind: 'failed', generation: 2, criuErrors: ['Error: a', 'Error: b'] }, 90, at), 'FAILED gen 2 at 2025-11-27 11:58:00Z (2m ago): Error: a (stasis exited 3)'],
     [restoreRecord({ kind: 'none' }, 3, at), 'no restorable checkpoint at 2025-11-27 11:58:00Z (2m ago): the app started fresh'],
   ])('%j', (record, text) => {
