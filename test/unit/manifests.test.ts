@@ -14,6 +14,7 @@ import { parseAllDocuments } from 'yaml';
 import { OPTIONS } from '../../src/config.js';
 import { CHECKPOINT_CAPS } from '../helpers/oci.js';
 import { ROOT } from '../helpers/stasis.js';
+import { parseDuration } from '../../src/duration.js';
 
 const DEPLOY = join(ROOT, 'deploy/kubernetes');
 const OPTION_NAMES = new Set<string>(OPTIONS.map((option) => option.env));
@@ -85,6 +86,8 @@ describe('deploy/kubernetes', () => {
     expect(preStop.slice(0, 2)).toEqual(['/usr/local/bin/stasis', 'checkpoint']);
     const timeout = Number(/^(\d+)s$/.exec(preStop[preStop.indexOf('--timeout') + 1] ?? '')?.[1]);
     expect(set.spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThan(timeout);
+    // a hung criu is killed before the kubelet's SIGKILL, so the SIGTERM fallback still runs
+    expect(parseDuration(String(env.get('STASIS_CRIU_TIMEOUT')))).toBeLessThan((set.spec?.template.spec?.terminationGracePeriodSeconds ?? 0) * 1000);
     for (const name of env.keys()) expect(OPTION_NAMES.has(name), `${name} is not a stasis option`).toBe(true);
   });
 });
