@@ -41,6 +41,12 @@ export class Container extends Captured {
     super(child, 'the container', 15_000);
   }
 
+  /** Also what every process of the container is doing, for a wait that timed out. */
+  protected override tail(): string {
+    const shell = this.child.pid;
+    return `${super.tail()}; processes ${shell === undefined ? 'none' : processTree(shell)}`;
+  }
+
   /** Host PID of stasis: the process below bash whose innermost PID is 1. */
   async stasisPid(): Promise<number> {
     const shell = this.child.pid;
@@ -89,4 +95,22 @@ export function fdCount(pid: number): number {
 /** Children of `pid` that are zombies (exited, not yet reaped). */
 export function zombieChildren(pid: number): number[] {
   return childrenOf(pid).filter((child) => statOf(child)?.state === 'Z');
+}
+
+/** `pid comm state wchan` of `root` and everything below it, e.g. "12 stasis S ep_poll, 13 ...". */
+function processTree(root: number): string {
+  const lines: string[] = [];
+  const queue = [root];
+  for (let pid = queue.shift(); pid !== undefined && lines.length < 50; pid = queue.shift()) {
+    const stat = statOf(pid);
+    let wchan = '?';
+    try {
+      wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8') || '-';
+    } catch {
+      // gone
+    }
+    lines.push(`${pid} ${stat?.comm ?? '?'} ${stat?.state ?? '?'} ${wchan}`);
+    queue.push(...childrenOf(pid));
+  }
+  return lines.join(', ');
 }
