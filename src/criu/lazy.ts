@@ -7,16 +7,14 @@ import { readFile, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ownByLibuv, releaseFromLibuv } from '../init/children.js';
+import { awaitOwned, ownByLibuv, releaseFromLibuv } from '../init/children.js';
 import { LAZY_PAGES_LOG, LAZY_PAGES_SOCKET, lazyPagesArgs, lazyProbeArgs } from './args.js';
 import { criuErrors, judgeLazyProbe, type LazySupport } from './log.js';
 
 /** `criu check --feature uffd-noncoop` (with --unprivileged when criu runs so). */
 export async function probeLazy(criu: string, unprivileged: boolean): Promise<LazySupport> {
   const subprocess = execa(criu, lazyProbeArgs(unprivileged), { reject: false, cleanup: false, all: true, stdin: 'ignore', timeout: 30_000 });
-  ownByLibuv(subprocess.pid);
-  const result = await subprocess;
-  releaseFromLibuv(subprocess.pid);
+  const result = await awaitOwned(subprocess);
   return judgeLazyProbe({ exitCode: result.exitCode, output: String(result.all ?? result.shortMessage ?? '') });
 }
 

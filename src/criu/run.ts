@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
-import { ownByLibuv, releaseFromLibuv } from '../init/children.js';
+import { awaitOwned } from '../init/children.js';
 import { criuErrors, parseCriuVersion } from './log.js';
 
 export interface CriuRun {
@@ -33,9 +33,7 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
     stderr: options.stdio === 'inherit' ? 'inherit' : 'pipe',
     ...(options.timeoutMs === null ? {} : { timeout: options.timeoutMs, killSignal: 'SIGKILL' as const }),
   });
-  ownByLibuv(subprocess.pid);
-  const result = await subprocess;
-  releaseFromLibuv(subprocess.pid);
+  const result = await awaitOwned(subprocess);
   const durationMs = Math.round(performance.now() - started);
   if (result.exitCode === 0) return { ok: true, exitCode: 0, durationMs, errors: [] };
   let errors: string[];
@@ -66,9 +64,7 @@ export interface CriuInfo {
 /** `criu --version`: the version when criu runs and is >= 4, else why checkpoints cannot work. */
 export async function probeCriu(criu: string): Promise<CriuInfo | { error: string }> {
   const subprocess = execa(criu, ['--version'], { reject: false, cleanup: false, stdin: 'ignore', timeout: 10_000 });
-  ownByLibuv(subprocess.pid);
-  const result = await subprocess;
-  releaseFromLibuv(subprocess.pid);
+  const result = await awaitOwned(subprocess);
   if (result.exitCode !== 0) return { error: `cannot run criu (${criu}): ${result.shortMessage}` };
   const version = parseCriuVersion(String(result.stdout));
   if (!version) return { error: `cannot read the version of ${criu}: ${String(result.stdout).slice(0, 200)}` };
