@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { OPTIONS } from '../../src/config.js';
 import { CRIU, Container, type ContainerOptions, counts, fdCount, missingCriu, zombieChildren } from '../helpers/container.js';
+import type { CapturedResult } from '../helpers/captured.js';
 import { childrenOf, stasisCheckpoint, fixture, mapLimit, poll, runStasis, sleep, statOf, type LogEvent } from '../helpers/stasis.js';
 
 // Other suites share the 2 cores and the disk: waits and tests get room for a slow moment.
@@ -79,6 +80,16 @@ const countOf = (c: Container, msg: string): number => named(c.events(), msg).le
 function expectContinuous(numbers: readonly number[]): void {
   expect(numbers.length).toBeGreaterThan(0);
   numbers.forEach((n, i) => expect(n).toBe((numbers[0] ?? 0) + i));
+}
+
+/** Runs `app` in a first container until 3 ticks, then dumps it with SIGUSR2 (exit mode): its committed result. */
+async function dumpedOnce(app: readonly string[], env: Record<string, string>): Promise<CapturedResult> {
+  const first = container(app, env);
+  await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
+  await first.signal('SIGUSR2');
+  const dumped = await first.finished();
+  expect(dumped.code, dumped.raw).toBe(0);
+  return dumped;
 }
 
 const checkpoint = (socket: string, ...args: string[]) => stasisCheckpoint(['--socket', socket, ...args]);
@@ -239,10 +250,7 @@ describe('a read-only checkpoint volume', () => {
     cleanups.push(() => rmSync(mount, { recursive: true, force: true }));
     cleanups.push(() => execFileSync('umount', ['-l', mount]));
     const { dir, env } = setup({ STASIS_AFTER_DUMP: 'continue' }, join(mount, 'checkpoints'));
-    const first = container(COUNTER, { ...env, STASIS_AFTER_DUMP: 'exit' });
-    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
-    await first.signal('SIGUSR2');
-    expect((await first.finished()).code).toBe(0);
+    await dumpedOnce(COUNTER, { ...env, STASIS_AFTER_DUMP: 'exit' });
     const meta = join(dir, 'gen-000001', 'stasis.json');
     writeFileSync(meta, JSON.stringify({ ...JSON.parse(readFileSync(meta, 'utf8')), format: 99 }));
     execFileSync('mount', ['-o', 'remount,ro', mount]);
@@ -309,10 +317,7 @@ describe('unusable generations', () => {
 
   test('a restore that never finishes (criu hangs, the pod is killed) is tried once more, then quarantined: fresh start', async () => {
     const { dir, env } = setup();
-    const first = container(COUNTER, env);
-    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
-    await first.signal('SIGUSR2');
-    expect((await first.finished()).code).toBe(0);
+    await dumpedOnce(COUNTER, env);
     // A generation without a size manifest (as an older stasis wrote it) whose pages are cut short:
     // criu's restorer then reads the missing pages for ever.
     const gen = join(dir, 'gen-000001');
@@ -509,10 +514,7 @@ describe('dump requests under stress', () => {
 describe('the restore environment', () => {
   test('the PID of the checkpointed app is taken in the new container: a clear message, quarantine, fresh start', async () => {
     const { base, dir, env } = setup();
-    const first = container(COUNTER, env);
-    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
-    await first.signal('SIGUSR2');
-    expect((await first.finished()).code).toBe(0);
+    await dumpedOnce(COUNTER, env);
     const appPidThen = JSON.parse(readFileSync(join(dir, 'gen-000001', 'stasis.json'), 'utf8')).appPid as number;
 
     // A process started in the new container before the restore (a sidecar, a leftover) holds that PID.
@@ -538,10 +540,7 @@ describe('the restore environment', () => {
 
   test('the restored app dies before criu has returned: stasis exits with its status instead of waiting for ever', async () => {
     const { base, env } = setup();
-    const first = container(COUNTER, env);
-    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
-    await first.signal('SIGUSR2');
-    expect((await first.finished()).code).toBe(0);
+    await dumpedOnce(COUNTER, env);
 
     // criu restores, then the app is killed: stasis reaps it before criu's exit has told it the app's PID.
     const wrapper = wrappedCriu(base, 'restore', { after: ["os.kill(int(open(sys.argv[sys.argv.index('--pidfile') + 1]).read()), signal.SIGKILL)", 'time.sleep(1)'] });
@@ -554,11 +553,7 @@ describe('the restore environment', () => {
 
   test('a criu restore that never returns is killed after STASIS_CRIU_TIMEOUT, and so is what it restored: quarantine, one fresh app', async () => {
     const { base, dir, env } = setup();
-    const first = container(COUNTER, env);
-    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
-    await first.signal('SIGUSR2');
-    const dumped = await first.finished();
-    expect(dumped.code, dumped.raw).toBe(0);
+    const dumped = await dumpedOnce(COUNTER, env);
     const last = ticks(dumped.stdout).at(-1) ?? 0;
 
     // the app is back and printing, but criu never returns
@@ -584,11 +579,7 @@ describe('the restore environment', () => {
   test('SIGTERM while the restore runs is held until the restored app is back, then delivered to it', async () => {
     const { env } = setup({ STASIS_LOG_LEVEL: 'debug' });
     const app = big(300);
-    const first = container(app, env);
-    await first.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks', WAIT);
-    await first.signal('SIGUSR2');
-    const dumped = await first.finished();
-    expect(dumped.code, dumped.raw).toBe(0);
+    await dumpedOnce(app, env);
 
     const second = container(app, env);
     await second.waitForEvent('restore started', WAIT);

@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { counts, CRIU, type Container } from '../helpers/container.js';
+import type { CapturedResult } from '../helpers/captured.js';
 import { useLab } from '../helpers/lab.js';
 import { BASE_ENV, childrenOf, fixture, poll, ROOT, STASIS_BIN, type LogEvent } from '../helpers/stasis.js';
 
@@ -42,6 +43,16 @@ async function firstDump(dir: string, mib: string): Promise<{ sum: string; lastT
 async function waitForSum(c: Container, count: number): Promise<string> {
   await c.waitForStdout((lines) => sums(lines).length >= count, `checksum line ${count}`, SLOW);
   return sums(c.stdout())[count - 1] as string;
+}
+
+/** Asks the app for the checksum of its memory (it must be the dumped one), then ends it with SIGTERM: exit 143. */
+async function sameMemoryThenTerm(c: Container, sum: string): Promise<CapturedResult> {
+  await c.signal('SIGUSR1');
+  expect(await waitForSum(c, 1)).toBe(sum);
+  await c.signal('SIGTERM');
+  const result = await c.finished(SLOW);
+  expect(result.code, result.raw).toBe(143);
+  return result;
 }
 
 function expectContinuation(lastTick: number, next: readonly number[]): void {
@@ -133,11 +144,7 @@ describe('lazy restore', () => {
     expect(eager.generation).toBe(2);
     expect(eager.lazy).toBe(false);
     expect(third.event('lazy-pages daemon started')).toBeUndefined();
-    await third.signal('SIGUSR1');
-    expect(await waitForSum(third, 1)).toBe(first.sum);
-    await third.signal('SIGTERM');
-    const thirdResult = await third.finished(SLOW);
-    expect(thirdResult.code, thirdResult.raw).toBe(143);
+    const thirdResult = await sameMemoryThenTerm(third, first.sum);
     expect(thirdResult.stdout.filter((line) => line.startsWith('CORRUPT'))).toEqual([]);
     // it continues from the dump taken in container 2, while pages were still coming in there
     const resumed = ticks(thirdResult.stdout)[0] ?? 0;
@@ -161,10 +168,7 @@ describe('lazy restore', () => {
 
     const next = lab.container(app(SMALL_MIB), env);
     expect((await next.waitForEvent('restored', SLOW)).generation).toBe(2);
-    await next.signal('SIGUSR1');
-    expect(await waitForSum(next, 1)).toBe(first.sum);
-    await next.signal('SIGTERM');
-    expect((await next.finished(SLOW)).code).toBe(143);
+    await sameMemoryThenTerm(next, first.sum);
   }, 300_000);
 
   test('without userfaultfd (criu check fails) it restores eagerly and says why; doctor warns', async () => {
@@ -178,11 +182,7 @@ describe('lazy restore', () => {
     expect(fallback?.level).toBe(40);
     expect(String(fallback?.reason)).toMatch(/uffd-noncoop failed \(exit 1\): UFFD is not supported \(test wrapper\)/);
     expect(c.event('lazy-pages daemon started')).toBeUndefined();
-    await c.signal('SIGUSR1');
-    expect(await waitForSum(c, 1)).toBe(first.sum);
-    await c.signal('SIGTERM');
-    const result = await c.finished(SLOW);
-    expect(result.code, result.raw).toBe(143);
+    const result = await sameMemoryThenTerm(c, first.sum);
     expectContinuation(first.lastTick, ticks(result.stdout));
     expect(readdirSync(join(dir, 'gen-000001'))).not.toContain('lazy-pages.socket');
 
@@ -203,10 +203,7 @@ describe('lazy restore', () => {
     const restored = await c.waitForEvent('restored', SLOW);
     expect(restored.lazy).toBe(false);
     expect((c.event('lazy restore failed; restoring the same generation eagerly')?.criu_errors as string[]).length).toBeGreaterThan(0);
-    await c.signal('SIGUSR1');
-    expect(await waitForSum(c, 1)).toBe(first.sum);
-    await c.signal('SIGTERM');
-    expect((await c.finished(SLOW)).code).toBe(143);
+    await sameMemoryThenTerm(c, first.sum);
   }, 300_000);
 
   test('the daemon dying while the app still misses pages: stasis kills the app and says why, the generation is kept', async () => {

@@ -81,6 +81,17 @@ async function runUntilDump(mode: CapabilityMode, hostVolume: string, minTicks: 
   return result;
 }
 
+/** A minimal-capability container that restores `generation`, runs, and ends with `runc kill TERM`: exit 143 through runc run. */
+async function restoreThenTerm(hostVolume: string, generation: number): Promise<CapturedResult> {
+  const container = start('minimal', hostVolume);
+  await container.waitForStdout((lines) => ticks(lines).length >= 3, `ticks after the restore in ${container.id}`);
+  expect(container.event('restored')?.generation, container.events().map((event) => event.msg).join(',')).toBe(generation);
+  container.kill('TERM');
+  const end = await container.finished();
+  expect(end.code, end.raw).toBe(143);
+  return end;
+}
+
 async function migrateOnce(mode: CapabilityMode): Promise<void> {
   const hostVolume = volume();
   const first = await runUntilDump(mode, hostVolume, 5);
@@ -116,12 +127,7 @@ describe('runc: minimal capabilities (runtime defaults + CHECKPOINT_RESTORE + SY
     expect(hook.code, `${hook.stdout}${hook.stderr}`).toBe(0);
     const result = await first.finished();
     expect(result.code, result.raw).toBe(0);
-    const second = start('minimal', hostVolume);
-    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks after the restore');
-    expect(second.event('restored')?.generation, second.events().map((event) => event.msg).join(',')).toBe(1);
-    second.kill('TERM');
-    const end = await second.finished();
-    expect(end.code, end.raw).toBe(143);
+    const end = await restoreThenTerm(hostVolume, 1);
     expectRun((ticks(result.stdout).at(-1) ?? 0) + 1, ticks(end.stdout));
   }, 180_000);
 
@@ -134,12 +140,7 @@ describe('runc: minimal capabilities (runtime defaults + CHECKPOINT_RESTORE + SY
     const result = await second.finished();
     expect(result.code, result.raw).toBe(0);
     expect(result.events.map((event) => event.msg), result.raw).toEqual(expect.arrayContaining(['restored', 'dump committed']));
-    const third = start('minimal', hostVolume);
-    await third.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks in container 3');
-    expect(third.event('restored')?.generation, third.events().map((event) => event.msg).join(',')).toBe(2);
-    third.kill('TERM');
-    const end = await third.finished();
-    expect(end.code, end.raw).toBe(143);
+    const end = await restoreThenTerm(hostVolume, 2);
     expectRun((ticks(first.stdout).at(-1) ?? 0) + 1, [...ticks(result.stdout), ...ticks(end.stdout)]);
   }, 180_000);
 
