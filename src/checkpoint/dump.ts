@@ -7,7 +7,7 @@ import { parseStatsImage, type DumpStats } from '../criu/stats.js';
 import { processAlive, signalTree } from '../init/processes.js';
 import { identifyStdio } from '../stdio.js';
 import { VERSION } from '../version.js';
-import { fingerprint, type Metadata } from './layout.js';
+import { FAILED_DUMP_LOG, fingerprint, type Metadata } from './layout.js';
 import { beginIncoming, commit, describeFsFailure, imageSizes, nextGenerationNumber, prune, volumeFull } from './store.js';
 import type { CheckpointContext } from './context.js';
 
@@ -134,7 +134,7 @@ async function keepFailureLog(dir: string, incoming: string): Promise<void> {
   const text = await readFile(join(incoming, DUMP_LOG)).catch(() => undefined);
   await rm(incoming, { recursive: true, force: true });
   if (text) {
-    await writeFile(join(dir, 'last-failed-dump.log'), text, { mode: 0o600 }).catch(() => undefined);
+    await writeFile(join(dir, FAILED_DUMP_LOG), text, { mode: 0o600 }).catch(() => undefined);
   }
 }
 

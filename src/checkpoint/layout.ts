@@ -8,6 +8,10 @@ export const METADATA_FILE = 'stasis.json';
 export const CURRENT_LINK = 'current';
 export const QUARANTINE_DIR = 'quarantine';
 export const INCOMING_PREFIX = '.incoming-';
+/** criu's log of the last dump that failed, kept beside the generations for the operator. */
+export const FAILED_DUMP_LOG = 'last-failed-dump.log';
+/** Why a generation was quarantined, inside its quarantine folder. */
+export const QUARANTINE_REASON_FILE = 'quarantine-reason.txt';
 /** One line per restore of a generation, removed once one succeeds: lines found at start are restores that never finished. */
 export const RESTORE_ATTEMPT_FILE = 'restore-attempt';
 

@@ -6,7 +6,7 @@ import { explainCriuErrors } from '../criu/log.js';
 import { probeLazy, startLazyDaemon, type LazyDaemon } from '../criu/lazy.js';
 import { runCriu } from '../criu/run.js';
 import { parseStatsImage } from '../criu/stats.js';
-import { libuvChildren } from '../init/children.js';
+import { libuvChildren } from '../children.js';
 import { descendantsOf, readProcTable } from '../init/processes.js';
 import { recordRestore, restoreRecord } from './history.js';
 import { watchLazyServing } from './lazy.js';

@@ -6,6 +6,7 @@ import {
   INCOMING_PREFIX,
   METADATA_FILE,
   QUARANTINE_DIR,
+  QUARANTINE_REASON_FILE,
   generationName,
   generationsToPrune,
   judgeGeneration,
@@ -176,7 +177,7 @@ export async function quarantine(dir: string, generation: Generation, reason: st
   const target = join(quarantineDir, `${generation.name}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await rename(generation.path, target);
   // a full volume must not stop the quarantine: the move above is what counts
-  await writeFile(join(target, 'quarantine-reason.txt'), `${reason}\n`, { mode: 0o600 }).catch(() => undefined);
+  await writeFile(join(target, QUARANTINE_REASON_FILE), `${reason}\n`, { mode: 0o600 }).catch(() => undefined);
   const remaining = await listGenerations(dir);
   if ((await currentName(dir)) === generation.name) await pointCurrentAt(dir, remaining[0]?.name ?? null);
   return target;

@@ -4,7 +4,9 @@
  */
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_PTRACE, hasCapability } from '../criu/caps.js';
 import { judgeLazyProbe } from '../criu/log.js';
-import { formatBytes, formatTable, truncate } from './table.js';
+import { formatBytes } from '../format.js';
+import { NS_LAST_PID } from '../init/pidfloor.js';
+import { formatTable, truncate } from './table.js';
 
 /** FAIL: stasis cannot checkpoint here; warn: it can, with a limitation; skip: not judged (something it needs failed). */
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
@@ -118,7 +120,7 @@ export interface NsLastPidInput {
 
 export function judgeNsLastPid(input: NsLastPidInput): Check {
   const name = 'ns_last_pid';
-  if (input.openError === null && input.capable) return ok(name, '/proc/sys/kernel/ns_last_pid is writable: STASIS_MIN_PID is set directly');
+  if (input.openError === null && input.capable) return ok(name, `${NS_LAST_PID} is writable: STASIS_MIN_PID is set directly`);
   const why = input.openError ?? 'no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE';
   return warn(
     name,

@@ -12,6 +12,7 @@ import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, effectiveCaps, hasCapability, ne
 import { lazyProbeArgs } from '../criu/args.js';
 import { probeCriu } from '../criu/run.js';
 import { loadConfig, type Config } from '../config.js';
+import { NS_LAST_PID } from '../init/pidfloor.js';
 import { native } from '../native/index.js';
 import {
   doctorExitCode,
@@ -30,7 +31,6 @@ import {
   type ProgramRun,
 } from './checks.js';
 
-const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
 const CRIU_TIMEOUT_MS = 60_000;
 
 /** Where `name` would be executed from: itself when it has a slash, else the first match in PATH. */

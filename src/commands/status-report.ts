@@ -5,7 +5,8 @@
 import type { LastRestore } from '../checkpoint/history.js';
 import { parseGenerationName } from '../checkpoint/layout.js';
 import type { DumpStats } from '../criu/stats.js';
-import { formatAge, formatArgv, formatBytes, formatMs, formatTable, formatTime, formatUs, truncate } from './table.js';
+import { formatBytes, formatMs, formatUs } from '../format.js';
+import { formatAge, formatArgv, formatTable, formatTime, truncate } from './table.js';
 
 export interface DumpSummary {
   readonly duration_ms: number | null;

@@ -5,15 +5,13 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readLastRestore } from '../checkpoint/history.js';
-import { INCOMING_PREFIX, METADATA_FILE, QUARANTINE_DIR } from '../checkpoint/layout.js';
+import { FAILED_DUMP_LOG, INCOMING_PREFIX, METADATA_FILE, QUARANTINE_DIR, QUARANTINE_REASON_FILE } from '../checkpoint/layout.js';
 import { currentName, imageBytes, listGenerations } from '../checkpoint/store.js';
+import { RESTORE_LOG } from '../criu/args.js';
 import { criuErrors } from '../criu/log.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { formatStatus, parseQuarantineName, summarizeGeneration, type FailedDump, type QuarantineEntry, type StatusReport } from './status-report.js';
 
-export const LAST_FAILED_DUMP_LOG = 'last-failed-dump.log';
-const QUARANTINE_REASON = 'quarantine-reason.txt';
-const RESTORE_LOG = 'restore.log';
 
 /** STASIS_DIR (or --dir) is needed by the commands that read the checkpoints. */
 export function requireDir(config: Config): string {
@@ -48,7 +46,7 @@ export async function collectStatus(dir: string): Promise<StatusReport> {
     generations,
     quarantine: await readQuarantine(join(dir, QUARANTINE_DIR)),
     lastRestore: await readLastRestore(dir),
-    lastFailedDump: await readFailedDump(join(dir, LAST_FAILED_DUMP_LOG)),
+    lastFailedDump: await readFailedDump(join(dir, FAILED_DUMP_LOG)),
     incoming: names.filter((name) => name.startsWith(INCOMING_PREFIX)).sort(),
   };
 }
@@ -63,7 +61,7 @@ async function readQuarantine(path: string): Promise<QuarantineEntry[]> {
     entries.push({
       name,
       ...parseQuarantineName(name),
-      reason: files.includes(QUARANTINE_REASON) ? (await readFile(join(where, QUARANTINE_REASON), 'utf8')).trim() : null,
+      reason: files.includes(QUARANTINE_REASON_FILE) ? (await readFile(join(where, QUARANTINE_REASON_FILE), 'utf8')).trim() : null,
       restoreLog: files.includes(RESTORE_LOG),
       bytes: await imageBytes(where),
     });

@@ -1,6 +1,6 @@
 /**
- * Pure text helpers for the operator commands: an aligned table, byte sizes,
- * durations and ages.
+ * Pure text helpers for the operator commands: an aligned table, ages and times
+ * (byte sizes and durations: ../format.ts).
  */
 
 export interface TableOptions {
@@ -59,32 +59,6 @@ export function wrapText(text: string, width: number | undefined): string[] {
   }
   if (line !== '' || lines.length === 0) lines.push(line);
   return lines;
-}
-
-const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** 512 B, 1.5 KiB, 12.3 MiB, 2.0 GiB. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-
-/** 0.4ms, 12ms, 1.50s; '-' when unknown. */
-export function formatMs(ms: number | undefined): string {
-  if (ms === undefined) return '-';
-  if (ms < 10) return `${Math.round(ms * 10) / 10}ms`;
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  return `${(ms / 1000).toFixed(2)}s`;
-}
-
-/** criu's microseconds as milliseconds text; '-' when criu did not report it. */
-export function formatUs(us: number | undefined): string {
-  return us === undefined ? '-' : formatMs(us / 1000);
 }
 
 /** How long before `now` an ISO time was: 42s ago, 5m ago, 3h ago, 2d ago. */

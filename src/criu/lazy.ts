@@ -7,7 +7,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { awaitOwned, ownByLibuv, releaseFromLibuv } from '../init/children.js';
+import { awaitOwned, ownByLibuv, releaseFromLibuv } from '../children.js';
 import { LAZY_PAGES_LOG, LAZY_PAGES_SOCKET, lazyPagesArgs, lazyProbeArgs } from './args.js';
 import { criuErrors, judgeLazyProbe, type LazySupport } from './log.js';
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
-import { awaitOwned } from '../init/children.js';
+import { awaitOwned } from '../children.js';
+import { formatDuration } from '../duration.js';
 import { criuErrors, parseCriuVersion } from './log.js';
 
 export interface CriuRun {
@@ -39,7 +40,7 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
   let errors: string[];
   if (result.timedOut) {
     const log = await readFile(options.logPath, 'utf8').catch(() => '');
-    errors = [...criuErrors(log), `criu did not finish within ${formatMs(options.timeoutMs ?? 0)} (STASIS_CRIU_TIMEOUT) and was killed`];
+    errors = [...criuErrors(log), `criu did not finish within ${formatDuration(options.timeoutMs ?? 0)} (STASIS_CRIU_TIMEOUT) and was killed`];
   } else if (result.exitCode === undefined) {
     errors = [`cannot run ${criu}: ${result.shortMessage}`];
   } else {
@@ -50,10 +51,6 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
     if (errors.length === 0) errors = [`criu exited with code ${result.exitCode}; see ${options.logPath}`];
   }
   return { ok: false, exitCode: result.exitCode, durationMs, errors, timedOut: result.timedOut };
-}
-
-function formatMs(ms: number): string {
-  return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
 }
 
 export interface CriuInfo {

@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { native } from '../native/index.js';
 
-const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
+/** The PID namespace's last allocated PID (writable with CAP_SYS_ADMIN over the namespace). */
+export const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
 
 /**
  * Makes the app's PIDs start at `floor`, so that in the next container they cannot

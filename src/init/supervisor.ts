@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { native, type ReapedChild } from '../native/index.js';
 import { FORWARDED_SIGNALS, signalName } from '../signals.js';
 import { identifyFd, passStdin } from '../stdio.js';
-import { libuvChildren, ownByLibuv, releaseFromLibuv } from './children.js';
+import { libuvChildren, ownByLibuv, releaseFromLibuv } from '../children.js';
 import { exitCodeFor, rewriteSignal, spawnFailureCode, type ExitStatus } from './exit.js';
 import { descendantsOf, isAlive, readProcTable } from './processes.js';
 

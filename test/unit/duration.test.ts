@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseDuration } from '../../src/duration.js';
+import { formatDuration, parseDuration } from '../../src/duration.js';
 
 describe('parseDuration', () => {
   test.each([
@@ -21,5 +21,18 @@ describe('parseDuration', () => {
 
   test.each(['', ' ', 's', '-1', '-1s', '+1s', '1e3', '5 s', '5S', '5sec', '1d', '.5s', '5.s', '1h30m', 'Infinity', 'NaN', '0x10'])('%j is refused', (text) => {
     expect(parseDuration(text)).toBeUndefined();
+  });
+});
+
+describe('formatDuration', () => {
+  test.each([
+    [600_000, '10m'],
+    [2000, '2s'],
+    [90_000, '90s'],
+    [1500, '1500ms'],
+    [0, '0s'],
+  ])('%i ms is %j, which parses back', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+    expect(parseDuration(text)).toBe(ms);
   });
 });

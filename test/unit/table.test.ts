@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { formatAge, formatArgv, formatBytes, formatMs, formatTable, formatTime, formatUs, truncate, wrapText } from '../../src/commands/table.js';
+import { formatAge, formatArgv, formatTable, formatTime, truncate, wrapText } from '../../src/commands/table.js';
+import { formatBytes, formatMs, formatUs } from '../../src/format.js';
 
 describe('formatTable', () => {
   test('pads every column to its widest cell, two spaces apart, no trailing blanks', () => {
