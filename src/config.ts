@@ -23,6 +23,10 @@ export interface Config {
   readonly tcp: 'established' | 'close' | 'off';
   readonly fileLocks: boolean;
   readonly extUnixSockets: boolean;
+  readonly preserve: readonly string[];
+  readonly preserveExclude: readonly string[];
+  readonly preserveLimit: number;
+  readonly ghostLimit: number;
   readonly appVersion: string;
   readonly logLevel: LogLevel;
   readonly logFormat: 'json' | 'pretty' | 'auto';
@@ -119,6 +123,36 @@ function nonEmpty(raw: string): string {
   return raw;
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gib: 2 ** 30 };
+
+/** `256MiB`, `64M`, `1.5GiB`, `4096` (bytes); K, M and G are powers of 1024, as criu reads them. */
+export function parseSize(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = SIZE_UNITS[match?.[2]?.toLowerCase() ?? 'x'];
+  if (!match || unit === undefined) return undefined;
+  return Math.round(Number(match[1]) * unit);
+}
+
+function size(max: number, maxText: string) {
+  return (raw: string): number => {
+    const bytes = parseSize(raw);
+    if (bytes === undefined || bytes > max) throw new Invalid(`a size such as 64MiB, 512K or 1G (K, M, G = KiB, MiB, GiB; a bare number means bytes) of at most ${maxText}`);
+    return bytes;
+  };
+}
+
+function pathList(allowGlobs: boolean) {
+  const allowed = allowGlobs
+    ? 'comma-separated absolute paths or globs such as /tmp/cache,/var/tmp/*.tmp,**/*.pid'
+    : 'comma-separated absolute paths such as /var/lib/app/db.sqlite,/var/spool/app';
+  return (raw: string): string[] => {
+    if (raw.trim() === '') return [];
+    const items = raw.split(',').map((item) => item.trim());
+    if (items.some((item) => !(item.startsWith('/') || (allowGlobs && item.startsWith('**/'))))) throw new Invalid(allowed);
+    return items;
+  };
+}
+
 function optionalDir(raw: string): string | null {
   if (raw === '') return null;
   if (!raw.startsWith('/')) throw new Invalid('an absolute path (or empty for no checkpoints)');
@@ -211,6 +245,14 @@ export const OPTIONS = [
     description: 'dump and restore file locks the app holds (criu --file-locks)' }),
   spec({ key: 'extUnixSockets', env: 'STASIS_EXT_UNIX_SK', flag: 'ext-unix-sk', kind: 'bool', valueName: 'bool', defaultText: 'false', parse: parseBool,
     description: 'allow unix sockets connected outside the app (criu --ext-unix-sk)' }),
+  spec({ key: 'preserve', env: 'STASIS_PRESERVE', flag: 'preserve', kind: 'value', valueName: 'paths', defaultText: '(none)', parse: pathList(false),
+    description: "also save these files or whole folders into every generation, PATH[,PATH...] (e.g. a SQLite file the app does not keep open); what the app holds open or mapped on the container's own filesystem is saved without this" }),
+  spec({ key: 'preserveExclude', env: 'STASIS_PRESERVE_EXCLUDE', flag: 'preserve-exclude', kind: 'value', valueName: 'globs', defaultText: '(none)', parse: pathList(true),
+    description: 'never save files matching these globs, GLOB[,GLOB...] (a folder excludes all below it; an excluded file the app holds must exist in the next container)' }),
+  spec({ key: 'preserveLimit', env: 'STASIS_PRESERVE_LIMIT', flag: 'preserve-limit', kind: 'value', valueName: 'size', defaultText: '256MiB', parse: size(2 ** 40, '1TiB'),
+    description: 'most bytes of saved files per generation; over it the dump fails naming the biggest files, the app runs on' }),
+  spec({ key: 'ghostLimit', env: 'STASIS_GHOST_LIMIT', flag: 'ghost-limit', kind: 'value', valueName: 'size', defaultText: '64MiB', parse: size(2 ** 31, '2GiB'),
+    description: 'largest deleted-but-open file criu saves inside the images (criu --ghost-limit); a bigger one fails the dump' }),
   spec({ key: 'appVersion', env: 'STASIS_APP_VERSION', flag: 'app-version', kind: 'value', valueName: 'text', defaultText: '(empty)', parse: (raw) => raw,
     description: 'part of the app fingerprint: a checkpoint of another version is never restored' }),
   spec({ key: 'logLevel', env: 'STASIS_LOG_LEVEL', flag: 'log-level', kind: 'value', valueName: 'level', defaultText: 'info', parse: oneOf(LOG_LEVELS),

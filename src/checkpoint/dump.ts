@@ -57,6 +57,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       fileLocks: config.fileLocks,
       extUnixSockets: config.extUnixSockets,
       unprivileged: context.unprivileged,
+      ghostLimit: config.ghostLimit,
       extra: config.criuDumpOpts,
     });
     const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG), timeoutMs: config.criuTimeout });

@@ -9,6 +9,8 @@ export interface DumpArgsInput {
   readonly fileLocks: boolean;
   readonly extUnixSockets: boolean;
   readonly unprivileged: boolean;
+  /** bytes: the largest deleted-but-open file criu copies into the images */
+  readonly ghostLimit: number;
   readonly extra: readonly string[];
 }
 
@@ -29,6 +31,7 @@ export function dumpArgs(input: DumpArgsInput): string[] {
     '-v4',
     input.leave === 'continue' ? '--leave-running' : '--leave-stopped',
     ...(input.tcp === 'off' ? [] : ['--tcp-established']),
+    '--ghost-limit', String(input.ghostLimit),
     ...commonOptions(input),
     ...input.extra,
   ];

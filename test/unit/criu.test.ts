@@ -5,18 +5,23 @@ import { hasCapability, needsUnprivileged } from '../../src/criu/caps.js';
 import { criuErrors, parseCriuVersion } from '../../src/criu/log.js';
 import { parseStatsImage } from '../../src/criu/stats.js';
 
-const dumpBase = { pid: 10000, imagesDir: '/ck/.incoming-x', leave: 'stop', tcp: 'off', fileLocks: false, extUnixSockets: false, unprivileged: false, extra: [] } as const;
+const dumpBase = { pid: 10000, imagesDir: '/ck/.incoming-x', leave: 'stop', tcp: 'off', fileLocks: false, extUnixSockets: false, unprivileged: false, ghostLimit: 64 << 20, extra: [] } as const;
 const restoreBase = { imagesDir: '/ck/gen-000001', pidfile: '/ck/gen-000001/restore.pid', inherit: [], tcp: 'off', fileLocks: false, extUnixSockets: false, unprivileged: false, lazy: false, extra: [] } as const;
 
 describe('dumpArgs', () => {
   test('exit mode leaves the tree stopped, continue mode running; logs go to dump.log in the images dir', () => {
-    expect(dumpArgs(dumpBase)).toEqual(['dump', '--tree', '10000', '--images-dir', '/ck/.incoming-x', '--log-file', 'dump.log', '-v4', '--leave-stopped']);
+    expect(dumpArgs(dumpBase)).toEqual(['dump', '--tree', '10000', '--images-dir', '/ck/.incoming-x', '--log-file', 'dump.log', '-v4', '--leave-stopped', '--ghost-limit', '67108864']);
     expect(dumpArgs({ ...dumpBase, leave: 'continue' })).toContain('--leave-running');
   });
 
   test('tcp, file locks, external unix sockets, unprivileged mode and extra options', () => {
     const args = dumpArgs({ ...dumpBase, tcp: 'close', fileLocks: true, extUnixSockets: true, unprivileged: true, extra: ['--ghost-limit', '10M'] });
-    expect(args.slice(9)).toEqual(['--tcp-established', '--file-locks', '--ext-unix-sk', '--unprivileged', '--ghost-limit', '10M']);
+    expect(args.slice(9)).toEqual(['--tcp-established', '--ghost-limit', '67108864', '--file-locks', '--ext-unix-sk', '--unprivileged', '--ghost-limit', '10M']);
+  });
+
+  test('STASIS_GHOST_LIMIT is criu --ghost-limit in bytes; extra options come later, so criu takes theirs', () => {
+    const args = dumpArgs({ ...dumpBase, ghostLimit: 1536 });
+    expect(args.slice(args.indexOf('--ghost-limit'), args.indexOf('--ghost-limit') + 2)).toEqual(['--ghost-limit', '1536']);
   });
 });
 
