@@ -23,6 +23,17 @@ export default defineConfig({
           maxConcurrency: 5,
         },
       },
+      {
+        extends: true,
+        test: {
+          // Alone, after the rest (scripts/test.sh): it keeps both CPUs busy on purpose.
+          name: 'stress',
+          include: ['test/stress/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
+          testTimeout: 15 * 60_000,
+          hookTimeout: 60 * 60_000,
+        },
+      },
     ],
   },
 });

@@ -4,7 +4,8 @@
 # sid's >= 4.2 for the TCP tests, both unpacked into .cache), runc, debootstrap
 # and the cached Debian 13 rootfs for the runc test (scripts/setup-runc.sh), then
 # vitest with bin/stasis, the end-to-end tests once more against the single
-# executable dist/stasis, and the benchmark's smoke variant (so the bench scripts
+# executable dist/stasis, the preStop stress test (test/stress), and the
+# benchmark's smoke variant (so the bench scripts
 # cannot rot; it installs tini, dumb-init and hyperfine with apt-get when
 # missing). Needs root. Arguments go to the first vitest run.
 set -euo pipefail
@@ -16,7 +17,9 @@ scripts/install-criu.sh >/dev/null
 CRIU_DEBIAN_SUITE=sid CRIU_CACHE=.cache/criu-sid CRIU_MIN_VERSION=4.2 scripts/install-criu.sh >/dev/null
 scripts/setup-runc.sh
 export PATH="$PWD/node_modules/.bin:$PATH" # node and vitest: the pinned Node 26
-vitest run "$@"
+vitest run --project unit --project e2e "$@"
 # runc.test.ts always runs dist/stasis inside its container; no need to repeat it.
 STASIS_BIN=dist/stasis vitest run --project e2e --exclude test/e2e/runc.test.ts
+# Alone: it keeps both CPUs busy while 200 preStop hooks run under runc (about 2 minutes).
+vitest run --project stress
 npm run bench:smoke

@@ -1,6 +1,7 @@
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import type { Logger } from './log.js';
+import { native } from './native/index.js';
 
 /** What `stasis checkpoint` asks for; mode undefined = STASIS_AFTER_DUMP. */
 export interface CheckpointRequest {
@@ -20,8 +21,8 @@ export type ControlResponse =
   | { readonly ok: false; readonly error: string; readonly criu_errors?: readonly string[] };
 
 const MAX_REQUEST_BYTES = 4096;
-/** How long a closing control socket waits for answered clients to exit. */
-const CLIENT_EXIT_WAIT_MS = 2000;
+/** How long a closing control socket waits for pending answers and then for its clients' processes to exit. */
+const CLIENT_EXIT_WAIT_MS = 5000;
 
 /** Pure: one request line -> a request, or why it is not one. */
 export function parseRequest(line: string): CheckpointRequest | { error: string } {
@@ -44,6 +45,79 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
+/** A client process as it was when it connected: PID and start time, so a reused PID is not mistaken for it. */
+export interface Peer {
+  readonly pid: number;
+  readonly start: string;
+}
+
+interface PeerStat {
+  readonly state: string;
+  readonly ppid: number;
+  readonly start: string;
+}
+
+/** Pure: state, parent and start time (field 22) from /proc/PID/stat; the command name may hold spaces and parentheses. */
+export function parsePeerStat(stat: string): PeerStat | undefined {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [state, ppid, start] = [fields[0], Number(fields[1]), fields[19]];
+  return state && start && Number.isInteger(ppid) ? { state, ppid, start } : undefined;
+}
+
+function readStat(pid: number): PeerStat | undefined {
+  try {
+    return parsePeerStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pure: has the peer's process ended? A zombie has: its exit status is fixed, and the
+ * SIGKILL that PID 1's exit sends through the namespace can no longer change it.
+ */
+export function peerEnded(peer: Peer, stat: PeerStat | undefined): boolean {
+  return stat === undefined || stat.start !== peer.start || stat.state === 'Z' || stat.state === 'X';
+}
+
+/** Longest chain of a client's ancestors that is followed (a hook's shell, its runner). */
+const MAX_CHAIN = 16;
+
+/**
+ * Pure: the client and the processes above it that came into the container with it,
+ * e.g. the shell of a hook `sh -c 'stasis checkpoint --exit && echo done'`: parents up
+ * to the one whose parent is outside our PID namespace (PPID 0). A client below
+ * `self` (the app's own tree) is followed no further: stasis ends that tree itself.
+ */
+export function clientChain(pid: number, self: number, stat: (pid: number) => PeerStat | undefined): Peer[] {
+  const chain: Peer[] = [];
+  for (let current = pid; current > 0 && current !== self && chain.length < MAX_CHAIN; ) {
+    const entry = stat(current);
+    if (entry === undefined) break;
+    chain.push({ pid: current, start: entry.start });
+    if (entry.ppid === self) return chain.slice(0, 1);
+    current = entry.ppid;
+  }
+  return chain;
+}
+
+/**
+ * Who connected: SO_PEERCRED through the addon, then its chain (see clientChain).
+ * Empty when the client is outside our PID namespace (PID 0), where our exit cannot
+ * kill it, or when it cannot be told.
+ */
+function peersOf(socket: Socket, log: Logger): Peer[] {
+  // net.Socket keeps its fd on the libuv handle; Node has no public API for SO_PEERCRED.
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return [];
+  try {
+    return clientChain(native().peerPid(fd), process.pid, readStat);
+  } catch (error) {
+    log.warn({ err: (error as Error).message }, 'cannot tell which process connected to the control socket');
+    return [];
+  }
+}
+
 /**
  * Listens on a unix socket only the owner may connect to (mode 0600). One JSON
  * line in, one JSON line out. A live socket of another stasis is left alone.
@@ -59,18 +133,15 @@ export async function startControlServer(
   }
   rmSync(path, { force: true });
   const open = new Set<Socket>();
-  const answered = new Set<Socket>();
-  const answer = (socket: Socket, response: ControlResponse): void => {
-    answered.add(socket);
-    socket.end(`${JSON.stringify(response)}\n`);
-  };
+  const inflight = new Set<Promise<void>>();
+  let peers: Peer[] = [];
   const server = createServer((socket) => {
     open.add(socket);
-    socket.on('close', () => {
-      open.delete(socket);
-      answered.delete(socket);
-    });
+    socket.on('close', () => open.delete(socket));
     socket.on('error', () => socket.destroy());
+    const chain = peersOf(socket, log);
+    const client = chain[0]?.pid;
+    peers = [...peers.filter((known) => !peerEnded(known, readStat(known.pid))), ...chain];
     let buffer = '';
     socket.on('data', (chunk) => {
       buffer += chunk.toString('utf8');
@@ -79,15 +150,16 @@ export async function startControlServer(
       socket.removeAllListeners('data');
       const request = parseRequest(newline < 0 ? buffer : buffer.slice(0, newline));
       if ('error' in request) {
-        log.warn({ error: request.error }, 'control request refused');
-        answer(socket, { ok: false, error: request.error });
+        log.warn({ error: request.error, client_pid: client }, 'control request refused');
+        socket.end(`${JSON.stringify({ ok: false, error: request.error })}\n`);
         return;
       }
-      log.info({ mode: request.mode ?? 'default' }, 'checkpoint requested over the control socket');
-      handle(request).then(
-        (response) => answer(socket, response),
-        (error: unknown) => answer(socket, { ok: false, error: String(error) }),
-      );
+      log.info({ mode: request.mode ?? 'default', client_pid: client }, 'checkpoint requested over the control socket');
+      const answered = handle(request)
+        .catch((error: unknown): ControlResponse => ({ ok: false, error: String(error) }))
+        .then((response) => void socket.end(`${JSON.stringify(response)}\n`));
+      inflight.add(answered);
+      void answered.finally(() => inflight.delete(answered));
     });
   });
   const previous = process.umask(0o177);
@@ -107,17 +179,29 @@ export async function startControlServer(
   log.debug({ socket: path }, 'control socket listening');
   return {
     close: async () => {
-      // A client closes its end only as its process exits, after it printed the answer. Waiting
-      // for that keeps PID 1's exit (which kills everything in the PID namespace) from turning a
-      // preStop hook's success into exit 137.
-      for (const socket of open) if (!answered.has(socket)) socket.end();
+      // PID 1's exit SIGKILLs every process of the namespace, a preStop hook that
+      // printed success included (it then fails with 137). Its socket closes while Node
+      // tears down, before the process has exited, and a hook's shell runs on after it,
+      // so what is awaited are the processes: answers still on their way first, then
+      // the exit of every client and of the hook processes above it.
       const deadline = Date.now() + CLIENT_EXIT_WAIT_MS;
-      while (answered.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await Promise.race([Promise.allSettled(inflight), sleep(CLIENT_EXIT_WAIT_MS)]);
+      for (const socket of open) socket.end();
+      let waiting = peers.filter((peer) => !peerEnded(peer, readStat(peer.pid)));
+      while (waiting.length > 0 && Date.now() < deadline) {
+        await sleep(5);
+        waiting = waiting.filter((peer) => !peerEnded(peer, readStat(peer.pid)));
+      }
+      if (waiting.length > 0) log.warn({ pids: waiting.map((peer) => peer.pid), waited_ms: CLIENT_EXIT_WAIT_MS }, 'control clients still running as stasis exits');
       for (const socket of open) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       rmSync(path, { force: true });
     },
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function isLive(path: string): Promise<boolean> {
@@ -135,7 +219,7 @@ function isLive(path: string): Promise<boolean> {
 export function sendRequest(path: string, request: CheckpointRequest, timeoutMs: number): Promise<ControlResponse> {
   return new Promise((resolve) => {
     // Half-open: the answer's end does not close our side; the kernel closes it when this
-    // process exits, which is what stasis waits for before it exits (see close() above).
+    // process exits (stasis itself watches this process's PID before it exits: close() above).
     const socket = connect({ path, allowHalfOpen: true });
     let answer = '';
     const timer = setTimeout(() => {

@@ -17,6 +17,8 @@ export interface NativeAddon {
   reap(exclude: readonly number[]): ReapedChild[];
   /** Moves the PID counter past floor - 1 by forking children that exit at once ('none': it was there already). */
   raisePidFloor(floor: number): { method: 'fork' | 'none'; lastPid: number };
+  /** PID of the process that connected the unix socket `fd` (SO_PEERCRED); 0 when it is outside our PID namespace. */
+  peerPid(fd: number): number;
 }
 
 let addon: NativeAddon | undefined;

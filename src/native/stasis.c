@@ -1,6 +1,7 @@
 // The few things libuv cannot do for an init process: become a subreaper, reap
-// children that libuv did not spawn (without ever touching the ones it did), and
-// move the PID counter of the namespace past a floor.
+// children that libuv did not spawn (without ever touching the ones it did), move
+// the PID counter of the namespace past a floor, and tell who is at the other end
+// of a unix socket.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,6 +246,25 @@ static napi_value raise_pid_floor(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// peerPid(fd): the PID of the process that connected the unix socket `fd`
+// (SO_PEERCRED, as seen from our PID namespace; 0 when it is outside of it).
+static napi_value peer_pid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "peerPid(fd): fd must be an integer >= 0");
+    return NULL;
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+  napi_value result;
+  napi_create_int32(env, cred.pid, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_default, NULL},
@@ -251,6 +272,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"cloexecFrom3", NULL, cloexec_from_3, NULL, NULL, NULL, napi_default, NULL},
       {"reap", NULL, reap, NULL, NULL, NULL, napi_default, NULL},
       {"raisePidFloor", NULL, raise_pid_floor, NULL, NULL, NULL, napi_default, NULL},
+      {"peerPid", NULL, peer_pid, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -76,6 +76,18 @@ export class RuncContainer extends Captured {
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
+  /** `exec` without blocking the test's event loop (its output readers keep running), with the signal that ended the process if one did. */
+  execAsync(args: readonly string[], ms = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(RUNC, ['--root', RUNC_ROOT, 'exec', this.id, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: ms });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+  }
+
   /** Kills whatever is left and removes the container and its bundle. */
   remove(): void {
     spawnSync(RUNC, ['--root', RUNC_ROOT, 'delete', '--force', this.id], { stdio: 'ignore', timeout: 30_000 });
