@@ -17,6 +17,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
+          // outside /tmp: every test container gets a fresh /tmp (test/helpers/stasis.ts, inNamespace)
+          env: { TMPDIR: '/var/tmp/stasis-e2e' },
           // Generous: a slow run on a busy 2-core machine is not a failure; the helpers bound every wait.
           testTimeout: 120_000,
           hookTimeout: 30_000,

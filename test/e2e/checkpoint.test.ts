@@ -194,7 +194,7 @@ describe('restore failures and foreign checkpoints', () => {
 describe('failed dumps', () => {
   test('a dump criu cannot do leaves the app running and the previous generation intact', async () => {
     const dir = checkpointDir();
-    const c = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir, STASIS_AFTER_DUMP: 'exit' });
+    const c = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir, STASIS_AFTER_DUMP: 'exit', STASIS_GHOST_LIMIT: '1M' });
     await c.waitForStdout((lines) => lines.includes('ghost open'), 'the ghost file');
     await c.signal('SIGUSR2');
     const failed = await c.waitForEvent('dump failed; the app keeps running');
@@ -210,7 +210,7 @@ describe('failed dumps', () => {
 
   test('after a failed dump the earlier generation is still current and restorable', async () => {
     const dir = checkpointDir();
-    const c = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir, STASIS_AFTER_DUMP: 'continue' });
+    const c = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir, STASIS_AFTER_DUMP: 'continue', STASIS_GHOST_LIMIT: '1M' });
     await c.waitForStdout((lines) => ticks(lines).length >= 3, '3 ticks');
     await c.signal('SIGUSR2');
     await c.waitForEvent('dump committed');
@@ -223,7 +223,7 @@ describe('failed dumps', () => {
     const first = await c.done;
     expect(first.code).toBe(143);
 
-    const next = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir });
+    const next = container([fixture('ghost-counter.sh')], { STASIS_DIR: dir, STASIS_GHOST_LIMIT: '1M' });
     await next.waitForStdout((lines) => ticks(lines).length >= 1, 'ticks after the restore');
     expect((await next.waitForEvent('restored')).generation).toBe(1);
     expect(ticks(next.stdout())[0]).toBeLessThan(ticks(first.stdout).at(-1) ?? 0);

@@ -154,7 +154,7 @@ describe('SIGTERM', () => {
   });
 
   test('when the dump on SIGTERM fails, SIGTERM is forwarded so the pod still stops', async () => {
-    const { dir, env } = setup({ STASIS_CHECKPOINT_ON_TERM: 'true' });
+    const { dir, env } = setup({ STASIS_CHECKPOINT_ON_TERM: 'true', STASIS_GHOST_LIMIT: '1M' });
     const c = container(env, [fixture('ghost-counter.sh')]);
     await c.waitForStdout((lines) => lines.includes('ghost open'), 'the ghost file');
     await c.signal('SIGTERM');

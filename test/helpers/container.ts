@@ -1,13 +1,13 @@
 /**
  * A "container" for the checkpoint tests: stasis as PID 1 of a new PID and mount
- * namespace (`unshare --pid --fork --mount-proc`) whose stdin, stdout and stderr
- * are anonymous pipes, as a container runtime provides them.
+ * namespace (`unshare --pid --fork --mount-proc`, with its own fresh /tmp and /run)
+ * whose stdin, stdout and stderr are anonymous pipes, as a container runtime provides them.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Captured } from './captured.js';
-import { BASE_ENV, ROOT, STASIS_BIN, childrenOf, poll, statOf } from './stasis.js';
+import { BASE_ENV, ROOT, STASIS_BIN, inNamespace, childrenOf, poll, statOf } from './stasis.js';
 
 export const CRIU = process.env.STASIS_TEST_CRIU ?? join(ROOT, '.cache/criu/bin/criu');
 
@@ -17,7 +17,7 @@ export function missingCriu(): string | null {
 
 // bash makes the pipes: stdin from a sleeping writer, stdout and stderr into cat. The
 // braces keep the process substitutions children of bash, which ends the writer.
-const SHELL = `{ unshare --pid --fork --mount-proc "$@"; } < <(exec sleep 86400 2>/dev/null) > >(exec cat) 2> >(exec cat >&2)
+const SHELL = `{ "$@"; } < <(exec sleep 86400 2>/dev/null) > >(exec cat) 2> >(exec cat >&2)
 rc=$?
 pkill -P $$ -x sleep
 exit $rc`;
@@ -31,9 +31,8 @@ export interface ContainerOptions {
 
 export class Container extends Captured {
   constructor(command: readonly string[], env: Readonly<Record<string, string>>, options: ContainerOptions = {}) {
-    // With a network namespace, PID 1 starts as a shell that brings up lo and execs stasis.
-    const net = options.net ? ['--net', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'] : [];
-    const child = spawn('bash', ['-c', SHELL, 'bash', ...net, STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command], {
+    const stasis = [STASIS_BIN, ...(options.stasisArgs ?? []), '--', ...command];
+    const child = spawn('bash', ['-c', SHELL, 'bash', ...inNamespace(stasis, { net: options.net === true })], {
       env: { ...BASE_ENV, STASIS_CRIU: CRIU, STASIS_LOG_FORMAT: 'json', ...env },
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,14 @@
-import { missingBuild } from './stasis.js';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { E2E_TMPDIR, missingBuild } from './stasis.js';
 
-/** The e2e tests run the built binary; they never build it themselves. */
+/**
+ * The e2e tests run the built binary; they never build it themselves. Their
+ * containers get a fresh /tmp, so what a test shares with one lives under
+ * E2E_TMPDIR (vitest.config.ts makes it the tests' TMPDIR).
+ */
 export default function setup(): void {
   const missing = missingBuild();
   if (missing !== null) throw new Error(`stasis e2e tests: ${missing}`);
+  mkdirSync(E2E_TMPDIR, { recursive: true });
+  chmodSync(E2E_TMPDIR, 0o1777); // like /tmp: tests make folders for other users in it
 }

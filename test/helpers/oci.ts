@@ -3,7 +3,8 @@
  * a Kubernetes node's runtime (containerd + runc) gives a non-privileged container:
  * its own PID, mount, IPC, UTS, network and cgroup namespaces, /proc/sys and
  * friends read-only, /proc/kcore and friends masked, /dev/shm a noexec tmpfs, a
- * read-only root filesystem, no_new_privs, and exactly the capabilities asked for.
+ * read-only root filesystem with a fresh tmpfs on /run (and /tmp, see writableTmp),
+ * no_new_privs, and exactly the capabilities asked for.
  */
 
 /** containerd's and Docker's default capability set (CAP_SYS_CHROOT included, unlike `runc spec`). */
@@ -84,6 +85,8 @@ export function ociConfig(input: OciInput): Record<string, unknown> {
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      // Fresh in every container, as a pod's: without writableTmp /tmp is the read-only root's, which nothing can pass through either.
+      { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755', 'size=65536k'] },
       ...(input.writableTmp ? [{ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] }] : []),
       ...Object.entries(input.volumes).map(([source, destination]) => ({ destination, type: 'bind', source, options: ['rbind', 'rw'] })),
     ],

@@ -12,6 +12,8 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const STASIS_BIN = resolve(ROOT, process.env.STASIS_BIN ?? 'bin/stasis');
 export const FIXTURES = join(ROOT, 'test/fixtures');
 export const fixture = (name: string): string => join(FIXTURES, name);
+/** The e2e tests' TMPDIR: outside /tmp, which every test container has its own of. */
+export const E2E_TMPDIR = '/var/tmp/stasis-e2e';
 
 /** A clean environment, so a developer's STASIS_* exports never leak into a test. */
 export const BASE_ENV: Readonly<Record<string, string>> = {
@@ -78,8 +80,24 @@ function quote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * `command` as PID 1 of a new PID and mount namespace (and network namespace with
+ * `net`, lo up, as a pod has) with a fresh tmpfs on /tmp and /run, as every new pod
+ * gets: nothing passes between containers (or from the host) through them; what a
+ * test shares with its container lives under TMPDIR (see global-setup.ts). PID 1 is
+ * a shell that mounts them and execs the command.
+ */
+export function inNamespace(command: readonly string[], options: { readonly net?: boolean } = {}): string[] {
+  const setup = [
+    'mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp',
+    'mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /run',
+    ...(options.net ? ['ip link set lo up'] : []),
+  ];
+  return ['unshare', '--pid', '--fork', '--mount-proc', ...(options.net ? ['--net'] : []), 'sh', '-c', `${setup.join(' && ')} && exec "$@"`, 'sh', ...command];
+}
+
 function commandLine(options: StartOptions): string[] {
-  const stasis = options.namespace ? ['unshare', '--pid', '--fork', '--mount-proc', STASIS_BIN] : [STASIS_BIN];
+  const stasis = options.namespace ? inNamespace([STASIS_BIN]) : [STASIS_BIN];
   const argv = [...stasis, ...options.args];
   const stdin = options.stdin;
   if (typeof stdin === 'object' && 'pipe' in stdin) {
