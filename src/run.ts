@@ -14,20 +14,25 @@ export async function run(config: Config, command: readonly string[], log: Logge
     return;
   }
   // Loaded only with checkpoints on: a plain init starts faster without execa and criu's modules.
-  const [{ dumpOnTerm, prepareCheckpoints, requestDump, startInterval, toResponse }, { restoreNewest }, { lazyAdopted, stopLazyServing }, { startControlServer }] =
-    await Promise.all([import('./checkpoint/controller.js'), import('./checkpoint/restore.js'), import('./checkpoint/lazy.js'), import('./control.js')]);
+  const [{ prepareCheckpoints, toResponse }, { DumpCoordinator }, { restoreNewest }, { startControlServer }] = await Promise.all([
+    import('./checkpoint/controller.js'),
+    import('./checkpoint/coordinator.js'),
+    import('./checkpoint/restore.js'),
+    import('./control.js'),
+  ]);
   const checkpoints = await prepareCheckpoints(config, command, log);
+  const dumps = new DumpCoordinator(supervisor, checkpoints, log);
   const afterDump = config.afterDump;
   if (config.dumpSignal !== null) {
-    supervisor.intercept(config.dumpSignal, () => void requestDump(supervisor, checkpoints, { mode: afterDump, reason: 'signal' }, log));
+    supervisor.intercept(config.dumpSignal, () => void dumps.request({ mode: afterDump, reason: 'signal' }));
   }
   if (config.checkpointOnTerm) {
     const term = constants.signals.SIGTERM;
-    supervisor.intercept(term, () => void dumpOnTerm(supervisor, checkpoints, log, term));
+    supervisor.intercept(term, () => void dumps.dumpOnTerm(term));
   }
   const control = await startControlServer(
     config.socket,
-    async (request) => toResponse(await requestDump(supervisor, checkpoints, { mode: request.mode ?? afterDump, reason: 'control socket' }, log)),
+    async (request) => toResponse(await dumps.request({ mode: request.mode ?? afterDump, reason: 'control socket' })),
     log,
   );
   if (control) supervisor.onExit(() => control.close());
@@ -38,15 +43,14 @@ export async function run(config: Config, command: readonly string[], log: Logge
       return;
     }
     if (outcome.kind === 'restored') {
-      // Registered before adopt: an app that already died makes adopt end stasis at once.
-      if (outcome.lazy === true) supervisor.onExit(() => stopLazyServing(checkpoints.context));
+      // Before adopt: an app that already died makes adopt end stasis at once, and the daemon must be stopped then.
+      if (outcome.lazy !== undefined) dumps.followLazyRestore(outcome.lazy);
       supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
-      if (outcome.lazy === true) lazyAdopted(checkpoints.context);
     }
   }
   if (supervisor.appPid === null) {
     raisePidFloor(config.minPid, log);
     supervisor.spawnApp(command);
   }
-  if (checkpoints.enabled && config.interval !== null) startInterval(supervisor, checkpoints, config.interval, log);
+  if (checkpoints.enabled && config.interval !== null) dumps.startInterval(config.interval);
 }

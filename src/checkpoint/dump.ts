@@ -2,12 +2,11 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dumpArgs, DUMP_LOG } from '../criu/args.js';
 import { explainCriuErrors, explainFsError } from '../criu/log.js';
-import { runCriu } from '../criu/run.js';
 import { parseStatsImage, type DumpStats } from '../criu/stats.js';
-import { processAlive, signalTree } from '../init/processes.js';
-import { identifyStdio } from '../stdio.js';
+import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { FAILED_DUMP_LOG, fingerprint, type Metadata } from './layout.js';
+import { systemPorts, type CheckpointPorts } from './ports.js';
 import { beginIncoming, commit, describeFsFailure, imageSizes, nextGenerationNumber, prune, volumeFull } from './store.js';
 import type { CheckpointContext } from './context.js';
 
@@ -32,10 +31,11 @@ export type DumpOutcome =
  * stopped: it is killed only once the generation is committed, and resumed if
  * anything failed - so a failed dump never costs the app.
  */
-export async function dumpApp(context: CheckpointContext, appPid: number, request: DumpRequest): Promise<DumpOutcome> {
+export async function dumpApp(context: CheckpointContext, appPid: number, request: DumpRequest, ports: CheckpointPorts = systemPorts): Promise<DumpOutcome> {
   const { config, dir, log } = context;
   const started = performance.now();
-  const stdio = identifyStdio(appPid);
+  const stdio = ports.identifyStdio(appPid);
+  const signalApp = (signal: NodeJS.Signals): void => signalTreeLogged(ports, log, appPid, signal);
   log.info({ pid: appPid, mode: request.mode, reason: request.reason }, 'dump started');
   let incoming: string;
   try {
@@ -60,15 +60,15 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       ghostLimit: config.ghostLimit,
       extra: config.criuDumpOpts,
     });
-    const run = await runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG), timeoutMs: config.criuTimeout });
+    const run = await ports.runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG), timeoutMs: config.criuTimeout });
     if (!run.ok) {
       // criu resumes the tree itself when it fails; SIGCONT is for a criu that died half-way
-      if (request.mode === 'exit' || run.timedOut) signalTree(appPid, 'SIGCONT');
+      if (request.mode === 'exit' || run.timedOut) signalApp('SIGCONT');
       // On a full volume criu's own log (kept there) is cut short: ask the volume before freeing it.
       const full = await volumeFull(dir);
-      await keepFailureLog(dir, incoming);
+      await keepFailureLog(dir, incoming, log);
       const error = explainCriuErrors(run.errors, dir) ?? (full ? explainFsError('ENOSPC', dir) : undefined) ?? run.errors.at(-1) ?? 'criu dump failed';
-      const gone = !processAlive(appPid);
+      const gone = !ports.processAlive(appPid);
       log.error({ pid: appPid, duration_ms: run.durationMs, error, criu_errors: run.errors }, gone ? 'dump failed; the app died during it' : 'dump failed; the app keeps running');
       return { ok: false, error: gone ? `the app died during the dump (${error})` : error, criuErrors: run.errors };
     }
@@ -100,7 +100,8 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       const committed = await commit(dir, incoming, { ...metadata, dump: { ...metadata.dump, duration_ms: beforeCommitMs } });
       const pruned = await prune(dir, config.keep);
       const durationMs = Math.round(performance.now() - started);
-      if (request.mode === 'exit') signalTree(appPid, 'SIGKILL');
+      // exit mode: criu left the tree stopped; the committed generation now holds it
+      if (request.mode === 'exit') signalApp('SIGKILL');
       log.info(
         {
           generation,
@@ -119,7 +120,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       );
       return { ok: true, generation, bytes, durationMs, mode: request.mode, stats };
     } catch (error) {
-      if (request.mode === 'exit') signalTree(appPid, 'SIGCONT');
+      if (request.mode === 'exit') signalApp('SIGCONT');
       await rm(incoming, { recursive: true, force: true });
       const message = explainFsError((error as NodeJS.ErrnoException).code, dir) ?? (error as Error).message;
       log.error({ pid: appPid, err: (error as Error).message, error: message }, 'dump could not be committed; the app keeps running, the previous generation is intact');
@@ -131,12 +132,19 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
 }
 
 /** Keeps the log of the last failed dump next to the generations, for the operator. */
-async function keepFailureLog(dir: string, incoming: string): Promise<void> {
+async function keepFailureLog(dir: string, incoming: string, log: Logger): Promise<void> {
   const text = await readFile(join(incoming, DUMP_LOG)).catch(() => undefined);
   await rm(incoming, { recursive: true, force: true });
   if (text) {
-    await writeFile(join(dir, FAILED_DUMP_LOG), text, { mode: 0o600 }).catch(() => undefined);
+    await writeFile(join(dir, FAILED_DUMP_LOG), text, { mode: 0o600 }).catch((error: unknown) => {
+      log.warn({ file: join(dir, FAILED_DUMP_LOG), err: (error as Error).message }, "cannot keep criu's log of the failed dump");
+    });
   }
+}
+
+function signalTreeLogged(ports: CheckpointPorts, log: Logger, root: number, signal: NodeJS.Signals): void {
+  const failures = ports.signalTree(root, signal);
+  if (failures.length > 0) log.warn({ pid: root, signal, failures: failures.slice(0, 20) }, 'cannot signal some of the app');
 }
 
 function usToMs(us: number | undefined): number | undefined {

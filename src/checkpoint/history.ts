@@ -1,6 +1,11 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RestoreOutcome } from './restore.js';
+
+/** What a start did with the checkpoints, as far as its record goes (restore.ts's outcome, lazy as a flag). */
+export type RestoreSummary =
+  | { readonly kind: 'restored'; readonly pid: number; readonly generation: number; readonly lazy?: boolean }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'failed'; readonly generation: number; readonly criuErrors: readonly string[] };
 
 /** What the last start did with the checkpoints, for `stasis status`. */
 export const LAST_RESTORE_FILE = 'last-restore.json';
@@ -10,7 +15,7 @@ export interface LastRestore {
   /** When the restore attempt ended (ISO 8601). */
   readonly at: string;
   /** restored: the app runs from `generation`; failed: stasis exited 3; none: no usable checkpoint, fresh start. */
-  readonly outcome: RestoreOutcome['kind'];
+  readonly outcome: RestoreSummary['kind'];
   readonly generation: number | null;
   /** The restored app's PID (outcome restored). */
   readonly pid: number | null;
@@ -23,7 +28,7 @@ export interface LastRestore {
 }
 
 /** Pure: the record of one restore attempt. */
-export function restoreRecord(outcome: RestoreOutcome, durationMs: number, at: Date): LastRestore {
+export function restoreRecord(outcome: RestoreSummary, durationMs: number, at: Date): LastRestore {
   return {
     format: 1,
     at: at.toISOString(),

@@ -6,8 +6,8 @@
  */
 import { rm } from 'node:fs/promises';
 import type { DaemonExit, LazyDaemon } from '../criu/lazy.js';
-import { processAlive, signalTree } from '../init/processes.js';
-import type { CheckpointContext } from './context.js';
+import { processAlive, signalTree, type SignalFailure } from '../init/processes.js';
+import type { Logger } from '../log.js';
 
 /** How lazy serving ended: every page in; the app exited first (nothing left to serve); stopped as stasis exits; or the daemon failed. */
 export type LazyEnd =
@@ -27,52 +27,26 @@ export function judgeLazyEnd(exit: Pick<DaemonExit, 'code' | 'signal' | 'errors'
   return appAlive ? { kind: 'served' } : { kind: 'app-gone' };
 }
 
-interface Serving {
+/** A lazy restore whose daemon still copies pages in: dumps wait for `done`, stasis's exit calls `stop`. */
+export interface LazyServing {
+  readonly generation: number;
+  /** Resolves once the serving ended; never rejects. */
   readonly done: Promise<LazyEnd>;
-  readonly daemon: LazyDaemon;
-  /** Called once the supervisor has adopted the app (see lazyAdopted). */
-  readonly adopted: () => void;
-  stopping: boolean;
-}
-
-/** The serving in progress per checkpoint context (one per stasis), removed once it ended. */
-const serving = new WeakMap<CheckpointContext, Serving>();
-
-/** The lazy restore still copying pages in, if any: dumps wait for it. */
-export function lazyServing(context: CheckpointContext): Promise<LazyEnd> | undefined {
-  return serving.get(context)?.done;
-}
-
-/**
- * The supervisor has adopted the restored app: from now on its death is its exit
- * status. Until then the end of the serving is not acted on - an app killed before
- * it was adopted would be reaped as an orphan and its exit never seen.
- */
-export function lazyAdopted(context: CheckpointContext): void {
-  serving.get(context)?.adopted();
+  /**
+   * The supervisor has adopted the restored app: from now on its death is its exit
+   * status. Until then the end of the serving is not acted on - an app killed before
+   * it was adopted would be reaped as an orphan and its exit never seen.
+   */
+  adopted(): void;
+  /**
+   * For stasis's exit: lets the daemon end by itself (it does once the app is gone) or
+   * kills it, and waits until its end is logged - also the failure that killed the app.
+   */
+  stop(): Promise<void>;
 }
 
 /** How long stasis, exiting, lets a daemon whose app is gone end by itself. */
 const STOP_WAIT_MS = 2000;
-
-/**
- * For stasis's exit: lets the daemon end by itself (it does once the app is gone) or
- * kills it, and waits until its end is logged - also the failure that killed the app.
- */
-export async function stopLazyServing(context: CheckpointContext): Promise<void> {
-  const current = serving.get(context);
-  if (current === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    current.done.then(() => true),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_WAIT_MS))),
-  ]);
-  clearTimeout(timer);
-  if (ended) return;
-  current.stopping = true;
-  current.daemon.kill();
-  await current.done;
-}
 
 export interface Served {
   readonly pid: number;
@@ -83,37 +57,53 @@ export interface Served {
   readonly attemptFile: string;
 }
 
+export interface LazyPorts {
+  readonly processAlive: (pid: number) => boolean;
+  readonly signalTree: (root: number, signal: NodeJS.Signals) => SignalFailure[];
+}
+
 /**
  * Follows the daemon of a successful lazy restore to its end: logs it, removes the
  * restore-attempt record when every page is in, and kills the app when the daemon
- * failed first. Dumps requested meanwhile wait for it (see lazyServing).
+ * failed first.
  */
-export function watchLazyServing(context: CheckpointContext, daemon: LazyDaemon, served: Served): Promise<LazyEnd> {
-  const { log } = context;
+export function watchLazyServing(log: Logger, daemon: LazyDaemon, served: Served, ports: LazyPorts = { processAlive, signalTree }): LazyServing {
   let adopted = (): void => undefined;
   const adoption = new Promise<void>((resolve) => (adopted = resolve));
+  let stopping = false;
   const done = Promise.all([daemon.exited, adoption]).then(async ([exit]): Promise<LazyEnd> => {
-    const end = judgeLazyEnd(exit, processAlive(served.pid), current.stopping);
+    const end = judgeLazyEnd(exit, ports.processAlive(served.pid), stopping);
     const fields = { generation: served.generation, pid: served.pid, daemon_pid: daemon.pid, duration_ms: exit.durationMs };
-    if (end.kind === 'served') {
-      log.info({ ...fields, bytes: served.bytes }, 'lazy restore complete: every page is in');
-      await rm(served.attemptFile, { force: true }).catch(() => undefined);
-    } else if (end.kind === 'stopped' || end.kind === 'app-gone') {
-      // the restore itself worked: the app ended (or stasis exits) before every page was in
-      if (end.kind === 'stopped') log.info(fields, 'lazy-pages daemon stopped: stasis is exiting');
-      else log.info({ ...fields, code: exit.code, signal: exit.signal }, 'lazy-pages daemon ended: the app exited before every page was in');
-      await rm(served.attemptFile, { force: true }).catch(() => undefined);
-    } else {
+    if (end.kind === 'failed') {
       log.error(
         { ...fields, code: exit.code, signal: exit.signal, criu_errors: end.errors },
         "lazy restore failed: the lazy-pages daemon ended before every page was in; the app's memory is incomplete, killing it",
       );
-      signalTree(served.pid, 'SIGKILL');
+      const failures = ports.signalTree(served.pid, 'SIGKILL');
+      if (failures.length > 0) log.warn({ ...fields, failures }, 'cannot kill some of the app with incomplete memory');
+      return end;
     }
-    serving.delete(context);
+    // the restore itself worked: every page is in, or the app ended (or stasis exits) before
+    if (end.kind === 'served') log.info({ ...fields, bytes: served.bytes }, 'lazy restore complete: every page is in');
+    else if (end.kind === 'stopped') log.info(fields, 'lazy-pages daemon stopped: stasis is exiting');
+    else log.info({ ...fields, code: exit.code, signal: exit.signal }, 'lazy-pages daemon ended: the app exited before every page was in');
+    await rm(served.attemptFile, { force: true }).catch((error: unknown) => {
+      // left behind, it reads as a restore that never finished: the next start forgives one
+      log.warn({ ...fields, file: served.attemptFile, err: (error as Error).message }, 'cannot remove the restore-attempt record');
+    });
     return end;
   });
-  const current: Serving = { done, daemon, adopted, stopping: false };
-  serving.set(context, current);
-  return done;
+  const stop = async (): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      done.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (ended) return;
+    stopping = true;
+    daemon.kill();
+    await done;
+  };
+  return { generation: served.generation, done, adopted, stop };
 }

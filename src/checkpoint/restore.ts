@@ -1,24 +1,23 @@
 import { readFileSync } from 'node:fs';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inheritedFds, restoreArgs, RESTORE_LOG, RESTORE_PIDFILE } from '../criu/args.js';
-import { explainCriuErrors } from '../criu/log.js';
-import { probeLazy, startLazyDaemon, type LazyDaemon } from '../criu/lazy.js';
-import { runCriu } from '../criu/run.js';
-import { parseStatsImage } from '../criu/stats.js';
 import { libuvChildren } from '../children.js';
-import { descendantsOf, readProcTable } from '../init/processes.js';
-import { recordRestore, restoreRecord } from './history.js';
-import { watchLazyServing } from './lazy.js';
+import { inheritedFds, restoreArgs, RESTORE_LOG, RESTORE_PIDFILE } from '../criu/args.js';
+import type { LazyDaemon } from '../criu/lazy.js';
+import { explainCriuErrors } from '../criu/log.js';
+import { parseStatsImage } from '../criu/stats.js';
+import { descendantsOf, signalEach } from '../init/processes.js';
+import { recordRestore, restoreRecord, type RestoreSummary } from './history.js';
+import { watchLazyServing, type LazyServing } from './lazy.js';
 import { fingerprint, RESTORE_ATTEMPT_FILE } from './layout.js';
+import { systemPorts, type CheckpointPorts } from './ports.js';
 import { describeFsFailure, imageSizes, judge, listGenerations, quarantine, type Generation } from './store.js';
 import type { CheckpointContext } from './context.js';
 
 export type RestoreOutcome =
+  | Exclude<RestoreSummary, { kind: 'restored' }>
   /** lazy: the app runs while a lazy-pages daemon still copies its memory in (see lazy.ts) */
-  | { readonly kind: 'restored'; readonly pid: number; readonly generation: number; readonly lazy?: boolean }
-  | { readonly kind: 'none' }
-  | { readonly kind: 'failed'; readonly generation: number; readonly criuErrors: readonly string[] };
+  | { readonly kind: 'restored'; readonly pid: number; readonly generation: number; readonly lazy?: LazyServing };
 
 /**
  * Restores the newest generation that belongs to this app. A generation that is
@@ -26,20 +25,23 @@ export type RestoreOutcome =
  * the next older one is tried, else the failure is returned at once. The outcome is
  * recorded in $STASIS_DIR/last-restore.json for `stasis status`.
  */
-export async function restoreNewest(context: CheckpointContext): Promise<RestoreOutcome> {
+export async function restoreNewest(context: CheckpointContext, ports: CheckpointPorts = systemPorts): Promise<RestoreOutcome> {
   const started = performance.now();
-  const outcome = await tryGenerations(context).catch(async (error: unknown): Promise<RestoreOutcome> => {
+  const outcome = await tryGenerations(context, ports).catch(async (error: unknown): Promise<RestoreOutcome> => {
     // e.g. a read-only or vanished volume: PID 1 must still start the app
     const reason = await describeFsFailure(context.dir, error);
     const exit = context.config.onRestoreFailure === 'exit';
     context.log.error({ dir: context.dir, reason, err: (error as Error).message }, exit ? 'cannot use the checkpoints' : 'cannot use the checkpoints; starting fresh');
     return exit ? { kind: 'failed', generation: 0, criuErrors: [reason] } : { kind: 'none' };
   });
-  await recordRestore(context.dir, restoreRecord(outcome, performance.now() - started, new Date()));
+  const summary: RestoreSummary = outcome.kind === 'restored' ? { ...outcome, lazy: outcome.lazy !== undefined } : outcome;
+  if (!(await recordRestore(context.dir, restoreRecord(summary, performance.now() - started, new Date())))) {
+    context.log.warn({ dir: context.dir }, 'cannot record this restore for `stasis status`; it shows an older one');
+  }
   return outcome;
 }
 
-async function tryGenerations(context: CheckpointContext): Promise<RestoreOutcome> {
+async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts): Promise<RestoreOutcome> {
   const { config, dir, log } = context;
   const expected = fingerprint(context.argv, config.appVersion);
   for (const generation of await listGenerations(dir)) {
@@ -67,11 +69,19 @@ async function tryGenerations(context: CheckpointContext): Promise<RestoreOutcom
       continue;
     }
     if (unfinished.length > 0) log.warn({ generation: generation.generation, unfinished }, 'an earlier restore of this generation never finished; trying once more');
-    await appendFile(attempt, `${new Date().toISOString()}\n`, { mode: 0o600 }).catch(() => undefined);
-    const outcome = await restoreGeneration(context, generation, verdict.metadata.stdio, attempt);
+    if (!(await recordAttempt(context, generation, attempt, unfinished, ports))) {
+      if (config.onRestoreFailure === 'exit') return { kind: 'failed', generation: generation.generation, criuErrors: [UNGUARDED] };
+      continue;
+    }
+    const outcome = await restoreGeneration(context, generation, verdict.metadata.stdio, attempt, ports);
     if (outcome.kind === 'restored') {
       // a lazy restore is finished only once every page is in: lazy.ts removes the record then
-      if (!outcome.lazy) await rm(attempt, { force: true }).catch(() => undefined);
+      if (outcome.lazy === undefined) {
+        await rm(attempt, { force: true }).catch((error: unknown) => {
+          // left behind, it reads as a restore that never finished: the next start forgives one
+          log.warn({ generation: generation.generation, file: attempt, err: (error as Error).message }, 'cannot remove the restore-attempt record');
+        });
+      }
       return outcome;
     }
     const reason = explainCriuErrors(outcome.criuErrors, dir, commandOf);
@@ -88,6 +98,38 @@ async function tryGenerations(context: CheckpointContext): Promise<RestoreOutcom
 /** Restores of one generation that may die unfinished before it is quarantined. */
 const MAX_UNFINISHED_RESTORES = 2;
 
+const UNGUARDED = 'an earlier restore of this generation never finished, and this one could not be recorded; not restoring it blind a second time';
+
+/**
+ * Appends this restore to the generation's attempt record, the crash-loop guard. When the
+ * record cannot be written (a full or read-only volume), the guard cannot count this
+ * attempt. A first attempt is still made - a full volume must not cost the app its
+ * state - but never a second one blind: with an earlier restore already unfinished,
+ * the generation is skipped (false), like a failed restore, and not quarantined (it may
+ * be fine; the next start with a writable volume tries it under the guard).
+ */
+async function recordAttempt(
+  context: CheckpointContext,
+  generation: Generation,
+  attempt: string,
+  unfinished: readonly string[],
+  ports: CheckpointPorts,
+): Promise<boolean> {
+  const { log } = context;
+  const error = await ports.appendFile(attempt, `${new Date().toISOString()}\n`).then(
+    () => undefined,
+    (problem: unknown) => problem as Error,
+  );
+  if (error === undefined) return true;
+  const fields = { generation: generation.generation, file: attempt, err: error.message, unfinished };
+  if (unfinished.length > 0) {
+    log.error(fields, `cannot record the restore attempt: ${UNGUARDED}`);
+    return false;
+  }
+  log.warn(fields, 'cannot record the restore attempt: restoring anyway, but if this restore never finishes the next start cannot tell');
+  return true;
+}
+
 /** The command name of `pid` in this PID namespace, if it runs. */
 function commandOf(pid: number): string | undefined {
   try {
@@ -102,6 +144,7 @@ async function restoreGeneration(
   generation: Generation,
   stdio: readonly { fd: number; inheritKey: string | null }[],
   attemptFile: string,
+  ports: CheckpointPorts,
 ): Promise<Exclude<RestoreOutcome, { kind: 'none' }>> {
   const { config, log } = context;
   const pidfile = join(generation.path, RESTORE_PIDFILE);
@@ -119,11 +162,11 @@ async function restoreGeneration(
       lazy,
       extra: config.criuRestoreOpts,
     });
-  let daemon = config.lazy ? await startLazy(context, generation) : null;
+  let daemon = config.lazy ? await startLazy(context, generation, ports) : null;
   log.info({ generation: generation.generation, inherit_fds: inherit.map(({ fd, key }) => `fd[${fd}]:${key}`), lazy: daemon !== null }, 'restore started');
   const logPath = join(generation.path, RESTORE_LOG);
   const criuOptions = { stdio: 'inherit', logPath, timeoutMs: config.criuTimeout } as const;
-  let run = await runCriu(config.criu, args(daemon !== null), criuOptions);
+  let run = await ports.runCriu(config.criu, args(daemon !== null), criuOptions);
   if (!run.ok && daemon !== null) {
     // criu killed the half-restored tree; the same images may still restore eagerly
     daemon.kill();
@@ -131,9 +174,9 @@ async function restoreGeneration(
     daemon = null;
     log.warn({ generation: generation.generation, criu_errors: run.errors }, 'lazy restore failed; restoring the same generation eagerly');
     await rm(pidfile, { force: true });
-    run = await runCriu(config.criu, args(false), criuOptions);
+    run = await ports.runCriu(config.criu, args(false), criuOptions);
   }
-  if (run.timedOut) killHalfRestored(log);
+  if (run.timedOut) killHalfRestored(log, ports);
   if (!run.ok) return { kind: 'failed', generation: generation.generation, criuErrors: run.errors };
   const pid = Number((await readFile(pidfile, 'utf8')).trim());
   const stats = await readFile(join(generation.path, 'stats-restore'))
@@ -151,23 +194,22 @@ async function restoreGeneration(
     },
     'restored',
   );
-  if (daemon !== null) {
-    const sizes = await imageSizes(generation.path).catch((): Record<string, number> => ({}));
-    const bytes = Object.entries(sizes).reduce((sum, [name, size]) => (name.startsWith('pages-') ? sum + size : sum), 0);
-    void watchLazyServing(context, daemon, { pid, generation: generation.generation, bytes, attemptFile });
-  }
-  return { kind: 'restored', pid, generation: generation.generation, lazy: daemon !== null };
+  if (daemon === null) return { kind: 'restored', pid, generation: generation.generation };
+  const sizes = await imageSizes(generation.path).catch((): Record<string, number> => ({}));
+  const bytes = Object.entries(sizes).reduce((sum, [name, size]) => (name.startsWith('pages-') ? sum + size : sum), 0);
+  const lazy = watchLazyServing(log, daemon, { pid, generation: generation.generation, bytes, attemptFile }, ports);
+  return { kind: 'restored', pid, generation: generation.generation, lazy };
 }
 
 /**
  * STASIS_LAZY: the probe and the daemon start side by side (each is a criu start);
  * null, with a log line saying why, when the restore must be eager.
  */
-async function startLazy(context: CheckpointContext, generation: Generation): Promise<LazyDaemon | null> {
+async function startLazy(context: CheckpointContext, generation: Generation, ports: CheckpointPorts): Promise<LazyDaemon | null> {
   const { config, log } = context;
   const [support, daemon] = await Promise.all([
-    probeLazy(config.criu, context.unprivileged),
-    startLazyDaemon(config.criu, generation.path, context.unprivileged),
+    ports.probeLazy(config.criu, context.unprivileged),
+    ports.startLazyDaemon(config.criu, generation.path, context.unprivileged),
   ]);
   if (support.ok && 'pid' in daemon) {
     log.info({ generation: generation.generation, daemon_pid: daemon.pid }, 'lazy-pages daemon started');
@@ -188,15 +230,13 @@ async function startLazy(context: CheckpointContext, generation: Generation): Pr
  * restored root is stasis's child) must not run on beside the next attempt or a fresh
  * start. Only stasis's own helpers (libuv's children, e.g. a lazy-pages daemon) stay.
  */
-function killHalfRestored(log: CheckpointContext['log']): void {
+function killHalfRestored(log: CheckpointContext['log'], ports: CheckpointPorts): void {
   const helpers = new Set(libuvChildren());
-  const restored = descendantsOf(process.pid, readProcTable()).filter((entry) => !helpers.has(entry.pid) && !helpers.has(entry.ppid));
-  if (restored.length > 0) log.warn({ pids: restored.slice(0, 20).map((entry) => entry.pid) }, 'killing what the unfinished restore had started');
-  for (const entry of restored) {
-    try {
-      process.kill(entry.pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
+  const restored = descendantsOf(process.pid, ports.processTable())
+    .filter((entry) => !helpers.has(entry.pid) && !helpers.has(entry.ppid))
+    .map((entry) => entry.pid);
+  if (restored.length === 0) return;
+  log.warn({ pids: restored.slice(0, 20) }, 'killing what the unfinished restore had started');
+  const failures = signalEach(restored, 'SIGKILL', ports.kill);
+  if (failures.length > 0) log.warn({ failures: failures.slice(0, 20) }, 'cannot kill some of what the unfinished restore had started');
 }

@@ -9,6 +9,11 @@ export function exitCodeFor(status: ExitStatus, remap: ReadonlyMap<number, numbe
   return remap.get(raw) ?? raw;
 }
 
+/** Pure: stasis's own exit code once the app is gone: 0 when stasis ended it on purpose (a committed exit-mode dump), else the app's. */
+export function finalExitCode(status: ExitStatus, remap: ReadonlyMap<number, number>, endedOnPurpose: boolean): number {
+  return endedOnPurpose ? 0 : exitCodeFor(status, remap);
+}
+
 /** Exit code when the app could not be executed: 127 not found, 126 found but not runnable (POSIX shells). */
 export function spawnFailureCode(errno: string | undefined): number {
   return errno === 'ENOENT' || errno === 'ENOTDIR' ? 127 : 126;

@@ -66,13 +66,32 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/** Sends `signal` to `root` and every process below it. */
-export function signalTree(root: number, signal: NodeJS.Signals): void {
-  for (const pid of [root, ...descendantsOf(root, readProcTable()).map((entry) => entry.pid)]) {
+/** One process a signal could not reach for a reason other than its being gone already. */
+export interface SignalFailure {
+  readonly pid: number;
+  readonly error: string;
+}
+
+export type Kill = (pid: number, signal: NodeJS.Signals | number) => void;
+
+/**
+ * Sends `signal` to each of `pids`, the one loop that kills what is left. A process
+ * gone already (ESRCH) is what the caller wanted; other failures (EPERM) are returned
+ * for the caller to log.
+ */
+export function signalEach(pids: readonly number[], signal: NodeJS.Signals, kill: Kill = process.kill): SignalFailure[] {
+  const failures: SignalFailure[] = [];
+  for (const pid of pids) {
     try {
-      process.kill(pid, signal);
-    } catch {
-      // gone already
+      kill(pid, signal);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') failures.push({ pid, error: (error as Error).message });
     }
   }
+  return failures;
+}
+
+/** Sends `signal` to `root` and every process below it; returns what signalEach could not reach. */
+export function signalTree(root: number, signal: NodeJS.Signals): SignalFailure[] {
+  return signalEach([root, ...descendantsOf(root, readProcTable()).map((entry) => entry.pid)], signal);
 }

@@ -2,20 +2,47 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { openSync, closeSync } from 'node:fs';
 import invariant from 'tiny-invariant';
+import { libuvChildren, ownByLibuv, releaseFromLibuv } from '../children.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { native, type ReapedChild } from '../native/index.js';
 import { FORWARDED_SIGNALS, signalName } from '../signals.js';
 import { identifyFd, passStdin } from '../stdio.js';
-import { libuvChildren, ownByLibuv, releaseFromLibuv } from '../children.js';
-import { exitCodeFor, rewriteSignal, spawnFailureCode, type ExitStatus } from './exit.js';
-import { descendantsOf, isAlive, readProcTable } from './processes.js';
+import { finalExitCode, rewriteSignal, spawnFailureCode, type ExitStatus } from './exit.js';
+import { descendantsOf, isAlive, readProcTable, signalEach, type Kill, type ProcEntry } from './processes.js';
 
 export interface AppHandle {
   readonly pid: number;
   /** 'spawned': libuv's child, its exit comes from libuv; 'restored': criu's sibling, reaped natively. */
   readonly kind: 'spawned' | 'restored';
 }
+
+/** What the supervisor does to the system; tests pass fakes. */
+export interface SupervisorPorts {
+  /** Closes inherited fds above 2 and, when asked, makes this process a child subreaper. */
+  readonly prepare: (subreaper: boolean) => void;
+  readonly onSignal: (signal: NodeJS.Signals, handler: () => void) => void;
+  readonly kill: Kill;
+  /** waitpid(WNOHANG) every child but `skip` (libuv's own). */
+  readonly reap: (skip: readonly number[]) => ReapedChild[];
+  readonly processTable: () => ProcEntry[];
+  readonly exit: (code: number) => never;
+}
+
+export const systemPorts: SupervisorPorts = {
+  prepare: (subreaper) => {
+    native().cloexecFrom3();
+    if (process.pid !== 1 && subreaper) native().setChildSubreaper();
+  },
+  onSignal: (signal, handler) => void process.on(signal, handler),
+  kill: (pid, signal) => process.kill(pid, signal),
+  reap: (skip) => native().reap(skip),
+  processTable: readProcTable,
+  exit: (code) => process.exit(code),
+};
+
+/** Releases a hold taken with holdSignals; calling it again does nothing. */
+export type Release = () => void;
 
 const REAP_INTERVAL_MS = 1000;
 
@@ -26,14 +53,18 @@ const REAP_INTERVAL_MS = 1000;
  */
 export class Supervisor {
   private app: AppHandle | null = null;
-  /** Signals that arrive while no app runs or a dump holds them; delivered afterwards, in order. */
+  private readonly adopted: Promise<AppHandle>;
+  private resolveAdopted: (app: AppHandle) => void = () => undefined;
+  /** Signals that arrive while no app runs or a hold is in force; delivered afterwards, in order. */
   private queued: number[] = [];
-  private holds = 0;
-  private busy: Promise<unknown> | null = null;
+  private readonly holds = new Set<Release>();
+  /** Called once the last hold is released (an app exit waits for the dump that holds). */
+  private unheld: (() => void)[] = [];
   private finishing = false;
-  /** Set when a committed dump ended the app on purpose: stasis then exits 0. */
-  private appEndedByDump = false;
-  private keepAlive: NodeJS.Timeout | null = null;
+  /** Asked once the app has exited and no hold is in force: did stasis end it on purpose? */
+  private endedOnPurpose: () => boolean = () => false;
+  /** SIGCHLD does the reaping; this timer reaps too, and keeps the event loop alive while a restored app (no libuv handle) runs. */
+  private reapTimer: NodeJS.Timeout | null = null;
   /** Signals stasis handles itself instead of forwarding (the dump signal, SIGTERM with checkpoint-on-term). */
   private readonly intercepted = new Map<number, () => void>();
   /** Run before exiting (e.g. closing the control socket). */
@@ -44,23 +75,28 @@ export class Supervisor {
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
-    private readonly exit: (code: number) => never = (code) => process.exit(code),
-  ) {}
+    private readonly ports: SupervisorPorts = systemPorts,
+  ) {
+    this.adopted = new Promise((resolve) => (this.resolveAdopted = resolve));
+  }
 
   /** Installs the signal handlers and the reaper; call before anything is spawned. */
   start(): void {
-    native().cloexecFrom3();
-    if (process.pid !== 1 && this.config.subreaper) native().setChildSubreaper();
+    this.ports.prepare(this.config.subreaper);
     for (const signal of FORWARDED_SIGNALS) {
-      process.on(signalName(signal), () => this.onSignal(signal));
+      this.ports.onSignal(signalName(signal) as NodeJS.Signals, () => this.onSignal(signal));
     }
-    process.on('SIGCHLD', () => this.reapNow());
-    // Holds the event loop open while a restored app (not a libuv handle) runs.
-    this.keepAlive = setInterval(() => this.reapNow(), REAP_INTERVAL_MS);
+    this.ports.onSignal('SIGCHLD', () => this.reapNow());
+    this.reapTimer = setInterval(() => this.reapNow(), REAP_INTERVAL_MS);
   }
 
   get appPid(): number | null {
     return this.app?.pid ?? null;
+  }
+
+  /** Resolves with the app once one is adopted (at once if it is). */
+  whenAdopted(): Promise<AppHandle> {
+    return this.adopted;
   }
 
   /** Starts CMD fresh: own session, fds 0-2 only, stdin passed through only when it is a pipe or tty. */
@@ -89,7 +125,9 @@ export class Supervisor {
 
   /** Makes `app` the process that gets signals and whose exit ends stasis. */
   adopt(app: AppHandle): void {
+    invariant(this.app === null, 'an app is adopted once');
     this.app = app;
+    this.resolveAdopted(app);
     const early = this.reapedEarly.get(app.pid);
     this.reapedEarly.clear();
     if (app.kind === 'restored' && early !== undefined) {
@@ -100,29 +138,24 @@ export class Supervisor {
   }
 
   /**
-   * Runs a dump (or anything that must not see signals forwarded meanwhile): signals
-   * are queued while it runs and delivered afterwards. One task at a time; a second
-   * caller gets the running task's promise.
+   * Holds signals meant for the app (queued, delivered in order on release) until the
+   * returned function is called: a dump must not see the app get SIGTERM half-way. An
+   * app exit meanwhile is settled only after the release, so the exit code can tell a
+   * dump that ended the app from a crash.
    */
-  exclusive<T>(task: () => Promise<T>): Promise<T> | Promise<unknown> {
-    if (this.busy) return this.busy;
-    this.holds++;
-    const running = task().finally(() => {
-      this.busy = null;
-      this.holds--;
+  holdSignals(): Release {
+    const release: Release = () => {
+      if (!this.holds.delete(release) || this.holds.size > 0) return;
       this.flushQueue();
-    });
-    this.busy = running;
-    return running;
+      for (const resume of this.unheld.splice(0)) resume();
+    };
+    this.holds.add(release);
+    return release;
   }
 
-  get isBusy(): boolean {
-    return this.busy !== null;
-  }
-
-  /** The next app death was caused by a committed dump in exit mode: stasis exits 0. */
-  markEndedByDump(): void {
-    this.appEndedByDump = true;
+  /** `check` says, once the app is gone, whether stasis ended it on purpose (then stasis exits 0). */
+  decideEndedOnPurpose(check: () => boolean): void {
+    this.endedOnPurpose = check;
   }
 
   /** Makes stasis handle `signal` with `handler` instead of forwarding it. */
@@ -134,11 +167,6 @@ export class Supervisor {
     this.cleanups.push(cleanup);
   }
 
-  /** Resolves once no exclusive task (dump) runs. */
-  async whenIdle(): Promise<void> {
-    while (this.busy) await this.busy.catch(() => undefined);
-  }
-
   private onSignal(signal: number): void {
     const handler = this.intercepted.get(signal);
     if (handler && !this.finishing) {
@@ -146,7 +174,7 @@ export class Supervisor {
       handler();
       return;
     }
-    if (this.app === null || this.holds > 0) {
+    if (this.app === null || this.holds.size > 0) {
       this.queued.push(signal);
       this.log.debug({ signal: signalName(signal) }, 'signal queued');
       return;
@@ -155,7 +183,7 @@ export class Supervisor {
   }
 
   private flushQueue(): void {
-    if (this.app === null || this.holds > 0) return;
+    if (this.app === null || this.holds.size > 0) return;
     const queued = this.queued;
     this.queued = [];
     for (const signal of queued) this.forward(signal);
@@ -170,15 +198,18 @@ export class Supervisor {
     }
     const target = this.config.signalGroup ? -this.app.pid : this.app.pid;
     try {
-      process.kill(target, signal);
+      this.ports.kill(target, signal);
       this.log.debug({ signal: signalName(signal), target }, 'signal forwarded');
     } catch (error) {
-      this.log.debug({ signal: signalName(signal), target, err: (error as Error).message }, 'signal not delivered');
+      const fields = { signal: signalName(signal), target, err: (error as Error).message };
+      // ESRCH: the app is exiting, its exit status follows; anything else means the app never gets the signal
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') this.log.debug(fields, 'signal not delivered: the app is gone');
+      else this.log.warn(fields, 'signal not delivered');
     }
   }
 
   reapNow(): ReapedChild[] {
-    const reaped = native().reap(libuvChildren());
+    const reaped = this.ports.reap(libuvChildren());
     for (const child of reaped) {
       if (this.app?.kind === 'restored' && child.pid === this.app.pid) {
         this.onAppExit(child);
@@ -194,12 +225,11 @@ export class Supervisor {
     invariant(this.app !== null, 'app exit without an app');
     const pid = this.app.pid;
     this.log.info({ pid, code: status.code, signal: status.signal === null ? null : signalName(status.signal) }, 'app exited');
-    const settle = (): void => {
-      const code = this.appEndedByDump ? 0 : exitCodeFor(status, this.config.remapExit);
-      void this.finish(code);
-    };
-    // A dump in exit mode kills the app before criu returns: wait for the dump's outcome.
-    if (this.busy) void this.busy.finally(settle);
+    const settle = (): void => void this.finish(finalExitCode(status, this.config.remapExit, this.endedOnPurpose()));
+    // The app may die during a dump that holds signals: an exit-mode dump kills the
+    // stopped tree itself once the generation is committed, or the app crashed. Only
+    // the dump's outcome tells which, so the exit code waits for the release.
+    if (this.holds.size > 0) this.unheld.push(settle);
     else settle();
   }
 
@@ -224,10 +254,12 @@ export class Supervisor {
         while (this.leftovers().length > 0 && Date.now() < killDeadline) await sleep(10);
       }
     }
-    if (this.keepAlive) clearInterval(this.keepAlive);
-    for (const cleanup of this.cleanups) await cleanup().catch(() => undefined);
+    if (this.reapTimer) clearInterval(this.reapTimer);
+    for (const cleanup of this.cleanups) {
+      await cleanup().catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'a cleanup before exiting failed'));
+    }
     this.log.info({ exit_code: code }, 'exiting');
-    this.exit(code);
+    this.ports.exit(code);
   }
 
   /**
@@ -236,7 +268,7 @@ export class Supervisor {
    * reaped here, so an empty answer never leaves a zombie behind.
    */
   private leftovers(): number[] {
-    const table = readProcTable();
+    const table = this.ports.processTable();
     this.reapNow();
     const mine = new Set(libuvChildren());
     return descendantsOf(process.pid, table)
@@ -245,13 +277,8 @@ export class Supervisor {
   }
 
   private killAll(pids: readonly number[], signal: NodeJS.Signals): void {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // already gone
-      }
-    }
+    const failures = signalEach(pids, signal, this.ports.kill);
+    if (failures.length > 0) this.log.warn({ signal, failures: failures.slice(0, 20) }, 'cannot signal some processes left behind');
   }
 }
 

@@ -1,0 +1,272 @@
+import { constants } from 'node:os';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import type { CheckpointContext } from '../../src/checkpoint/context.js';
+import type { CheckpointState } from '../../src/checkpoint/controller.js';
+import { DumpCoordinator } from '../../src/checkpoint/coordinator.js';
+import type { DumpOutcome, DumpRequest } from '../../src/checkpoint/dump.js';
+import type { LazyEnd, LazyServing } from '../../src/checkpoint/lazy.js';
+import { loadConfig } from '../../src/config.js';
+import { Supervisor } from '../../src/init/supervisor.js';
+import { captureLog, deferred, fakeSystem, settle, type Deferred } from '../helpers/fakes.js';
+
+const { SIGTERM, SIGHUP } = constants.signals;
+const APP = 4242;
+const committed = (generation: number, mode: 'continue' | 'exit'): DumpOutcome => ({ ok: true, generation, bytes: 1000, durationMs: 5, mode, stats: undefined });
+const failed: DumpOutcome = { ok: false, error: 'criu said no', criuErrors: ['Error (criu/cr-dump.c:1): no'] };
+
+/** A coordinator on a real Supervisor whose system calls are fakes, and a dump that ends when the test says. */
+function setup(options: { appWaitMs?: number; env?: Record<string, string> } = {}) {
+  const captured = captureLog();
+  const config = loadConfig({ STASIS_DIR: '/checkpoints', ...options.env });
+  const system = fakeSystem();
+  const supervisor = new Supervisor(config, captured.log, system.ports);
+  supervisor.start();
+  const context = { config, dir: '/checkpoints', log: captured.log, criu: { path: 'criu', version: '4.1.1' }, unprivileged: false, argv: ['app'] } satisfies CheckpointContext;
+  const checkpoints: CheckpointState = { enabled: true, context };
+  const dumps: { pid: number; request: DumpRequest; result: Deferred<DumpOutcome> }[] = [];
+  const dump = (_context: CheckpointContext, pid: number, request: DumpRequest): Promise<DumpOutcome> => {
+    const result = deferred<DumpOutcome>();
+    dumps.push({ pid, request, result });
+    return result.promise;
+  };
+  const coordinator = new DumpCoordinator(supervisor, checkpoints, captured.log, { dump, appWaitMs: options.appWaitMs ?? 60_000 });
+  const adopt = (): void => supervisor.adopt({ pid: APP, kind: 'restored' });
+  return { captured, system, supervisor, coordinator, dumps, adopt };
+}
+
+function lazyServing(): LazyServing & { end: Deferred<LazyEnd>; adoptions: number } {
+  const end = deferred<LazyEnd>();
+  const serving = { generation: 1, done: end.promise, end, adoptions: 0, adopted: () => void serving.adoptions++, stop: async () => undefined };
+  return serving;
+}
+
+beforeEach(() => vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] }));
+afterEach(() => vi.useRealTimers());
+
+describe('DumpCoordinator: one dump at a time', () => {
+  test('concurrent requests join the running dump instead of starting a second', async () => {
+    const { coordinator, dumps, adopt } = setup();
+    adopt();
+    const first = coordinator.request({ mode: 'continue', reason: 'signal' });
+    expect(coordinator.state.kind).toBe('dumping');
+    const second = coordinator.request({ mode: 'continue', reason: 'control socket' });
+    await settle();
+    expect(dumps).toHaveLength(1);
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    expect(await first).toEqual(committed(1, 'continue'));
+    expect(await second).toEqual(committed(1, 'continue'));
+    expect(coordinator.state.kind).toBe('idle');
+  });
+
+  test('a request after the dump ended starts a new one', async () => {
+    const { coordinator, dumps, adopt } = setup();
+    adopt();
+    const first = coordinator.request({ mode: 'continue', reason: 'signal' });
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await first;
+    const second = coordinator.request({ mode: 'continue', reason: 'signal' });
+    await settle();
+    expect(dumps).toHaveLength(2);
+    dumps[1]?.result.resolve(committed(2, 'continue'));
+    expect(await second).toMatchObject({ generation: 2 });
+  });
+
+  test('a dump that throws is a failed outcome, and the coordinator is idle again', async () => {
+    const { coordinator, dumps, adopt, captured } = setup();
+    adopt();
+    const request = coordinator.request({ mode: 'continue', reason: 'signal' });
+    dumps[0]?.result.reject(new Error('EIO'));
+    expect(await request).toMatchObject({ ok: false, error: 'dump failed: EIO' });
+    expect(coordinator.state.kind).toBe('idle');
+    expect(captured.named('dump failed; the app keeps running')).toHaveLength(1);
+  });
+
+  test('with checkpoints off a request is answered with the reason', async () => {
+    const captured = captureLog();
+    const supervisor = new Supervisor(loadConfig({}), captured.log, fakeSystem().ports);
+    const coordinator = new DumpCoordinator(supervisor, { enabled: false, reason: 'STASIS_DIR is not set' }, captured.log);
+    expect(await coordinator.request({ mode: 'exit', reason: 'signal' })).toMatchObject({ ok: false, error: 'checkpoints are off: STASIS_DIR is not set' });
+  });
+});
+
+describe('DumpCoordinator: before the app runs', () => {
+  test('a request waits for the app, then dumps it; signals queued meanwhile reach the app after the dump', async () => {
+    const { coordinator, dumps, adopt, system } = setup();
+    const request = coordinator.request({ mode: 'continue', reason: 'signal' });
+    expect(coordinator.state.kind).toBe('waiting-for-app');
+    system.send('SIGHUP');
+    await settle();
+    expect(dumps).toHaveLength(0);
+    adopt();
+    await settle();
+    expect(dumps.map((dump) => dump.pid)).toEqual([APP]);
+    expect(system.kills).toEqual([]);
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await request;
+    expect(system.kills).toEqual([[APP, SIGHUP]]);
+  });
+
+  test('the wait is bounded: no app, no dump', async () => {
+    const { coordinator, dumps } = setup({ appWaitMs: 20 });
+    expect(await coordinator.request({ mode: 'continue', reason: 'signal' })).toMatchObject({ ok: false, error: 'no app is running' });
+    expect(dumps).toHaveLength(0);
+    expect(coordinator.state.kind).toBe('idle');
+  });
+});
+
+describe('DumpCoordinator: exit mode ends the app', () => {
+  test('after a committed exit-mode dump every later request gets that dump, and stasis exits 0 when the app dies', async () => {
+    const { coordinator, dumps, adopt, system, captured } = setup();
+    adopt();
+    const request = coordinator.request({ mode: 'exit', reason: 'signal' });
+    await settle();
+    // dump.ts kills the stopped app after the commit, before the dump returns
+    system.childExits({ pid: APP, code: null, signal: constants.signals.SIGKILL });
+    await settle();
+    expect(system.exits).toEqual([]);
+    dumps[0]?.result.resolve(committed(1, 'exit'));
+    expect(await request).toEqual(committed(1, 'exit'));
+    expect(coordinator.state.kind).toBe('ended');
+    expect(await coordinator.request({ mode: 'continue', reason: 'control socket' })).toEqual(committed(1, 'exit'));
+    expect(dumps).toHaveLength(1);
+    expect(captured.named('dump requested after the app was dumped and ended: answered with that dump')).toHaveLength(1);
+    await vi.waitFor(() => expect(system.exits).toEqual([0]));
+  });
+
+  test('a failed exit-mode dump ends nothing: the app runs on and the next request dumps again', async () => {
+    const { coordinator, dumps, adopt } = setup();
+    adopt();
+    const request = coordinator.request({ mode: 'exit', reason: 'signal' });
+    dumps[0]?.result.resolve(failed);
+    expect(await request).toEqual(failed);
+    expect(coordinator.state.kind).toBe('idle');
+    void coordinator.request({ mode: 'exit', reason: 'signal' });
+    await settle();
+    expect(dumps).toHaveLength(2);
+  });
+
+  test('the app dying during a continue-mode dump ends stasis with its status once the dump is over', async () => {
+    const { coordinator, dumps, adopt, system } = setup();
+    adopt();
+    const request = coordinator.request({ mode: 'continue', reason: 'signal' });
+    system.childExits({ pid: APP, code: null, signal: constants.signals.SIGKILL });
+    await settle();
+    expect(system.exits).toEqual([]);
+    dumps[0]?.result.resolve(failed);
+    await request;
+    await vi.waitFor(() => expect(system.exits).toEqual([137]));
+  });
+});
+
+describe('DumpCoordinator: lazy restores', () => {
+  test('a dump waits for the last page without holding signals, then dumps', async () => {
+    const { coordinator, dumps, adopt, system, supervisor } = setup();
+    const serving = lazyServing();
+    coordinator.followLazyRestore(serving);
+    adopt();
+    await settle();
+    expect(serving.adoptions).toBe(1);
+    const request = coordinator.request({ mode: 'continue', reason: 'signal' });
+    await settle();
+    expect(coordinator.state.kind).toBe('waiting-for-lazy');
+    expect(dumps).toHaveLength(0);
+    system.send('SIGHUP');
+    expect(system.kills).toEqual([[APP, SIGHUP]]);
+    coordinator.tick();
+    serving.end.resolve({ kind: 'served' });
+    await settle();
+    expect(dumps).toHaveLength(1);
+    dumps[0]?.result.resolve(committed(2, 'continue'));
+    expect(await request).toMatchObject({ generation: 2 });
+    expect(supervisor.appPid).toBe(APP);
+  });
+
+  test('a lazy restore that failed fails the dump with the reason, and criu never runs', async () => {
+    const { coordinator, dumps, adopt } = setup();
+    const serving = lazyServing();
+    coordinator.followLazyRestore(serving);
+    adopt();
+    const request = coordinator.request({ mode: 'exit', reason: 'signal' });
+    serving.end.resolve({ kind: 'failed', errors: ['Error (criu/uffd.c:1): gone'] });
+    expect(await request).toEqual({
+      ok: false,
+      error: "not dumped: the lazy restore failed, the app's memory was incomplete and it was killed",
+      criuErrors: ['Error (criu/uffd.c:1): gone'],
+    });
+    expect(dumps).toHaveLength(0);
+  });
+
+  test("stasis's exit stops the serving", async () => {
+    const { coordinator, adopt, supervisor } = setup();
+    const serving = lazyServing();
+    const stop = vi.spyOn(serving, 'stop');
+    coordinator.followLazyRestore(serving);
+    adopt();
+    await supervisor.finish(0);
+    expect(stop).toHaveBeenCalledOnce();
+  });
+});
+
+describe('DumpCoordinator: SIGTERM with checkpoint-on-term', () => {
+  test('waits for the running dump, then dumps in exit mode; no SIGTERM reaches the app when that commits', async () => {
+    const { coordinator, dumps, adopt, system } = setup();
+    adopt();
+    void coordinator.request({ mode: 'continue', reason: 'signal' });
+    const term = coordinator.dumpOnTerm(SIGTERM);
+    await settle();
+    expect(dumps).toHaveLength(1);
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await settle();
+    expect(dumps.map((dump) => dump.request)).toEqual([
+      { mode: 'continue', reason: 'signal' },
+      { mode: 'exit', reason: 'SIGTERM' },
+    ]);
+    dumps[1]?.result.resolve(committed(2, 'exit'));
+    await term;
+    expect(system.kills).toEqual([]);
+  });
+
+  test('forwards SIGTERM when the exit-mode dump fails', async () => {
+    const { coordinator, dumps, adopt, system, captured } = setup();
+    adopt();
+    const term = coordinator.dumpOnTerm(SIGTERM);
+    await settle();
+    dumps[0]?.result.resolve(failed);
+    await term;
+    expect(system.kills).toEqual([[APP, SIGTERM]]);
+    expect(captured.named('dump on SIGTERM failed; forwarding SIGTERM')).toHaveLength(1);
+  });
+});
+
+describe('DumpCoordinator: interval ticks', () => {
+  test('skipped with no app, while a dump runs and while a lazy restore serves; else a continue-mode dump', async () => {
+    const { coordinator, dumps, adopt, captured } = setup();
+    coordinator.tick();
+    const serving = lazyServing();
+    coordinator.followLazyRestore(serving);
+    adopt();
+    coordinator.tick();
+    serving.end.resolve({ kind: 'served' });
+    await settle();
+    coordinator.tick();
+    expect(dumps.map((dump) => dump.request)).toEqual([{ mode: 'continue', reason: 'interval' }]);
+    coordinator.tick();
+    await settle();
+    expect(dumps).toHaveLength(1);
+    expect(captured.named('interval checkpoint skipped: a dump or a lazy restore is running, or no app yet')).toHaveLength(3);
+  });
+
+  test('the interval timer ticks and is cleared on exit', async () => {
+    const { coordinator, dumps, adopt, supervisor } = setup();
+    adopt();
+    coordinator.startInterval(1000);
+    vi.advanceTimersByTime(1000);
+    await settle();
+    expect(dumps).toHaveLength(1);
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await settle();
+    await supervisor.finish(0);
+    vi.advanceTimersByTime(5000);
+    expect(dumps).toHaveLength(1);
+  });
+});
