@@ -60,7 +60,7 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
     // records left over mean earlier starts died while restoring it (criu hung and the pod was
     // killed, OOM). One such interruption is forgiven, the second quarantines the generation.
     const attempt = join(generation.path, RESTORE_ATTEMPT_FILE);
-    const unfinished = (await readFile(attempt, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
+    const unfinished = await readUnfinished(attempt, log);
     if (unfinished.length >= MAX_UNFINISHED_RESTORES) {
       const reason = `${unfinished.length} restores of this generation started (${unfinished.join(', ')}) and never finished (criu hung, or stasis was killed while restoring); not trying it again`;
       const where = await quarantine(dir, generation, reason);
@@ -93,6 +93,20 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
     if (config.onRestoreFailure === 'exit') return outcome;
   }
   return { kind: 'none' };
+}
+
+/**
+ * The restores of a generation that started and never finished (one line each). A record
+ * that exists but cannot be read counts as one: the guard must not go blind.
+ */
+async function readUnfinished(attempt: string, log: CheckpointContext['log']): Promise<string[]> {
+  try {
+    return (await readFile(attempt, 'utf8')).split('\n').filter((line) => line !== '');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    log.warn({ file: attempt, err: (error as Error).message }, 'cannot read the restore-attempt record; counting it as one unfinished restore');
+    return ['(unreadable record)'];
+  }
 }
 
 /** Restores of one generation that may die unfinished before it is quarantined. */

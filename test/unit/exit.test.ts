@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { EXIT, exitCodeFor, rewriteSignal, spawnFailureCode } from '../../src/init/exit.js';
+import { EXIT, exitCodeFor, finalExitCode, rewriteSignal, spawnFailureCode } from '../../src/init/exit.js';
 
 const none = new Map<number, number>();
 
@@ -60,5 +60,14 @@ describe('rewriteSignal', () => {
 describe('EXIT', () => {
   test('stasis own codes stay out of 126/127 and 128+N', () => {
     expect(EXIT).toEqual({ usage: 2, restoreFailed: 3, internal: 1 });
+  });
+});
+
+describe('finalExitCode', () => {
+  test("0 when stasis ended the app on purpose, whatever killed it; else the app's own code", () => {
+    const killed = { code: null, signal: 9 };
+    expect(finalExitCode(killed, none, true)).toBe(0);
+    expect(finalExitCode(killed, none, false)).toBe(137);
+    expect(finalExitCode({ code: 3, signal: null }, new Map([[3, 4]]), false)).toBe(4);
   });
 });

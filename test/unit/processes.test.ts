@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { descendantsOf, isAlive, parseStat, readProcTable, type ProcEntry } from '../../src/init/processes.js';
+import { descendantsOf, isAlive, parseStat, readProcTable, signalEach, type ProcEntry } from '../../src/init/processes.js';
 
 describe('parseStat', () => {
   test('a normal line', () => {
@@ -51,5 +51,18 @@ describe('descendantsOf', () => {
 describe('isAlive', () => {
   test.each([['R', true], ['S', true], ['D', true], ['T', true], ['t', true], ['I', true], ['Z', false], ['X', false]])('state %s: %s', (state, alive) => {
     expect(isAlive({ pid: 1, ppid: 0, state })).toBe(alive);
+  });
+});
+
+describe('signalEach', () => {
+  test('signals every pid; one gone already (ESRCH) is no failure, others are returned', () => {
+    const sent: number[] = [];
+    const kill = (pid: number): void => {
+      if (pid === 2) throw Object.assign(new Error('kill ESRCH'), { code: 'ESRCH' });
+      if (pid === 3) throw Object.assign(new Error('kill EPERM'), { code: 'EPERM' });
+      sent.push(pid);
+    };
+    expect(signalEach([1, 2, 3, 4], 'SIGTERM', kill)).toEqual([{ pid: 3, error: 'kill EPERM' }]);
+    expect(sent).toEqual([1, 4]);
   });
 });

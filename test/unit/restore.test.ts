@@ -99,6 +99,15 @@ describe('restoreNewest: the crash-loop guard (restore-attempt record)', () => {
     expect(quarantined()).toEqual([]);
   });
 
+  test('an unreadable record counts as one unfinished restore: with the record unwritable too, no blind restore', async () => {
+    const { criu, context, attempt, captured } = await setup(1);
+    mkdirSync(attempt(1));
+    criu.appendError = Object.assign(new Error('EISDIR: illegal operation on a directory'), { code: 'EISDIR' });
+    expect(await restoreNewest(context, criu.ports)).toEqual({ kind: 'none' });
+    expect(criu.calls).toEqual([]);
+    expect(captured.problems()[0]).toBe('cannot read the restore-attempt record; counting it as one unfinished restore');
+  });
+
   test('a restore that dies leaves its line in the record', async () => {
     const { criu, context, attempt } = await setup(1);
     criu.behave = () => {
