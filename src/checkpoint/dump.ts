@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { FAILED_DUMP_LOG, fingerprint, type Metadata } from './layout.js';
 import { systemPorts, type CheckpointPorts } from './ports.js';
+import { saveFiles, savesFiles } from './preserve.js';
 import { beginIncoming, commit, describeFsFailure, imageSizes, nextGenerationNumber, prune, volumeFull } from './store.js';
 import type { CheckpointContext } from './context.js';
 
@@ -48,11 +49,14 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
   const heartbeat = setInterval(() => {
     log.info({ pid: appPid, elapsed_ms: Math.round(performance.now() - started) }, 'dump still running');
   }, 5000);
+  const files = { pid: appPid, preserve: config.preserve, exclude: config.preserveExclude, startedAt: performance.timeOrigin, ownRoots: [dir] };
   try {
+    // files are copied with the tree stopped, else a file written after the dump no longer fits the images
+    const stopped = request.mode === 'exit' || (await savesFiles(files, log).catch(() => true));
     const args = dumpArgs({
       pid: appPid,
       imagesDir: incoming,
-      leave: request.mode === 'continue' ? 'continue' : 'stop',
+      leave: stopped ? 'stop' : 'continue',
       tcp: config.tcp,
       fileLocks: config.fileLocks,
       extUnixSockets: config.extUnixSockets,
@@ -63,7 +67,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
     const run = await ports.runCriu(config.criu, args, { stdio: 'ignore', logPath: join(incoming, DUMP_LOG), timeoutMs: config.criuTimeout });
     if (!run.ok) {
       // criu resumes the tree itself when it fails; SIGCONT is for a criu that died half-way
-      if (request.mode === 'exit' || run.timedOut) signalApp('SIGCONT');
+      if (stopped || run.timedOut) signalApp('SIGCONT');
       // On a full volume criu's own log (kept there) is cut short: ask the volume before freeing it.
       const full = await volumeFull(dir);
       await keepFailureLog(dir, incoming, log);
@@ -73,6 +77,8 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       return { ok: false, error: gone ? `the app died during the dump (${error})` : error, criuErrors: run.errors };
     }
     try {
+      const preserved = await saveFiles({ ...files, incoming, limit: config.preserveLimit }, log);
+      if (stopped && request.mode === 'continue') signalApp('SIGCONT');
       const stats = await readFile(join(incoming, 'stats-dump'))
         .then((image) => parseStatsImage(image).dump)
         .catch(() => undefined);
@@ -92,7 +98,8 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
         stasisVersion: VERSION,
         mode: request.mode,
         images,
-        dump: { duration_ms: 0, criu_ms: run.durationMs, bytes, ...(stats ? { stats } : {}) },
+        files: preserved.entries,
+        dump: { duration_ms: 0, criu_ms: run.durationMs, bytes, preserved_files: preserved.files, preserved_bytes: preserved.bytes, ...(stats ? { stats } : {}) },
       };
       // stasis.json records the time up to the commit (it cannot include its own fsync);
       // the log event and the answer to `stasis checkpoint` include the commit.
@@ -113,6 +120,8 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
           freezing_ms: usToMs(stats?.freezing_time_us),
           frozen_ms: usToMs(stats?.frozen_time_us),
           pages_written: stats?.pages_written,
+          preserved_files: preserved.files,
+          preserved_bytes: preserved.bytes,
           pruned,
           path: committed.path,
         },
@@ -120,7 +129,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       );
       return { ok: true, generation, bytes, durationMs, mode: request.mode, stats };
     } catch (error) {
-      if (request.mode === 'exit') signalApp('SIGCONT');
+      if (stopped) signalApp('SIGCONT');
       await rm(incoming, { recursive: true, force: true });
       const message = explainFsError((error as NodeJS.ErrnoException).code, dir) ?? (error as Error).message;
       log.error({ pid: appPid, err: (error as Error).message, error: message }, 'dump could not be committed; the app keeps running, the previous generation is intact');

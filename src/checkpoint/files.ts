@@ -40,6 +40,8 @@ export interface PathFacts {
   readonly storage: Storage;
   /** status change time, ms since the epoch */
   readonly ctime: number;
+  /** creation time (statx btime), ms since the epoch; 0 where the filesystem does not keep it */
+  readonly birthtime: number;
 }
 
 /**
@@ -51,7 +53,9 @@ export interface PathFacts {
  *   opened for writing or with a status change (ctime) after stasis started - created,
  *   written, chmod-ed, or copied up into the writable layer - is the container's own.
  *   stasis is PID 1, so its start is the container's; a file stasis put back at a
- *   restore has a new ctime too and so travels on to the next generation.
+ *   restore has a new ctime too and so travels on to the next generation. A folder only
+ *   needs to exist, so it counts when it was created since (its ctime changes with every
+ *   file made in it); where the filesystem keeps no creation time, its ctime decides.
  * - STASIS_PRESERVE paths: wherever they are, except on a volume (already shared).
  * - volumes, read-only and kernel filesystems: never.
  */
@@ -60,7 +64,8 @@ export function shouldSave(held: HeldPath, facts: PathFacts, startedAt: number):
     case 'scratch':
       return true;
     case 'root':
-      return held.reason === 'preserve' || held.writable || facts.ctime > startedAt;
+      if (held.reason === 'preserve' || held.writable) return true;
+      return (held.kind === 'dir' && facts.birthtime > 0 ? facts.birthtime : facts.ctime) > startedAt;
     case 'volume':
     case 'fixed':
       return false;

@@ -104,9 +104,14 @@ function heldBy(pid: number, sockets: Map<number, string>): HeldPath[] {
   return held;
 }
 
-/** Every path the tree below (and including) `root` holds. */
+/**
+ * Every path the tree below (and including) `root` holds. Only stasis's own child
+ * (the app) is looked at: never another process's files.
+ */
 export function collectHeld(root: number): HeldPath[] {
+  const table = readProcTable();
+  if (!table.some((entry) => entry.pid === root && entry.ppid === process.pid)) return [];
   const sockets = parseNetUnix(read(`/proc/${root}/net/unix`) ?? '');
-  const pids = [root, ...descendantsOf(root, readProcTable()).map((entry) => entry.pid)];
+  const pids = [root, ...descendantsOf(root, table).map((entry) => entry.pid)];
   return mergeHeld(pids.flatMap((pid) => heldBy(pid, sockets)));
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FdIdentity } from '../stdio.js';
 import type { DumpStats } from '../criu/stats.js';
+import type { PreservedEntry } from './files.js';
 
 /** The stasis.json format this stasis writes and the newest it can read. */
 export const FORMAT_VERSION = 1;
@@ -30,10 +31,14 @@ export interface Metadata {
   readonly mode: 'continue' | 'exit';
   /** Size of every file of the generation at commit (stasis.json itself excluded): a truncated image is caught before criu runs. */
   readonly images?: Readonly<Record<string, number>>;
+  /** Files and folders of the container's own filesystem saved in files/, put back before criu restores. */
+  readonly files?: readonly PreservedEntry[];
   readonly dump: {
     readonly duration_ms: number;
     readonly criu_ms: number;
     readonly bytes: number;
+    readonly preserved_files?: number;
+    readonly preserved_bytes?: number;
     readonly stats?: DumpStats;
   };
 }

@@ -20,17 +20,21 @@ export class PreserveError extends Error {
   override name = 'PreserveError';
 }
 
-export interface SaveInput {
-  /** the app's root PID; its whole tree is scanned */
+/** What decides which files are saved. */
+export interface Selection {
+  /** the app's root PID (stasis's child); its whole tree is scanned */
   readonly pid: number;
-  readonly incoming: string;
   readonly preserve: readonly string[];
   readonly exclude: readonly string[];
-  readonly limit: number;
   /** when stasis (and so the container) started, ms since the epoch */
   readonly startedAt: number;
   /** never saved: stasis's own checkpoint directory */
   readonly ownRoots: readonly string[];
+}
+
+export interface SaveInput extends Selection {
+  readonly incoming: string;
+  readonly limit: number;
 }
 
 export interface Saved {
@@ -106,7 +110,7 @@ function entryOf(path: string, info: { mode: number; uid: number; gid: number; m
 }
 
 /** Chooses what to save: held paths on ephemeral storage (see shouldSave), with the folders above them. */
-async function select(input: SaveInput, held: readonly HeldPath[], mounts: readonly MountEntry[], log: Logger): Promise<PreservedEntry[]> {
+async function select(input: Selection, held: readonly HeldPath[], mounts: readonly MountEntry[], log: Logger): Promise<PreservedEntry[]> {
   const chosen = new Map<string, PreservedEntry>();
   for (const item of held) {
     if (isExcluded(item.path, input.exclude, input.ownRoots)) continue;
@@ -119,7 +123,7 @@ async function select(input: SaveInput, held: readonly HeldPath[], mounts: reado
       log.warn({ path: item.path }, 'STASIS_PRESERVE path is on a volume; it stays there and is not saved');
       continue;
     }
-    if (!shouldSave(item, { storage, ctime: info.ctimeMs }, input.startedAt)) continue;
+    if (!shouldSave(item, { storage, ctime: info.ctimeMs, birthtime: info.birthtimeMs }, input.startedAt)) continue;
     for (const folder of foldersBetween(mount.mountPoint, item.path)) {
       if (chosen.has(folder)) continue;
       chosen.set(folder, entryOf(folder, await lstat(folder), 'dir'));
@@ -127,6 +131,16 @@ async function select(input: SaveInput, held: readonly HeldPath[], mounts: reado
     chosen.set(item.path, entryOf(item.path, info, item.kind));
   }
   return [...chosen.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * Before a dump: will it save files? Then criu must leave the tree stopped until they
+ * are copied, even in continue mode: criu records each file's size, and a restore
+ * fails on a file that grew after the dump (a log the app kept writing).
+ */
+export async function savesFiles(selection: Selection, log: Logger): Promise<boolean> {
+  if (selection.preserve.length > 0) return true;
+  return (await select(selection, collectHeld(selection.pid), readMounts(), log)).length > 0;
 }
 
 /**

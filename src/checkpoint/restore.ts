@@ -10,7 +10,9 @@ import { descendantsOf, signalEach } from '../init/processes.js';
 import { recordRestore, restoreRecord, type RestoreSummary } from './history.js';
 import { watchLazyServing, type LazyServing } from './lazy.js';
 import { fingerprint, RESTORE_ATTEMPT_FILE } from './layout.js';
+import type { PreservedEntry } from './files.js';
 import { systemPorts, type CheckpointPorts } from './ports.js';
+import { putBackFiles } from './preserve.js';
 import { describeFsFailure, imageSizes, judge, listGenerations, quarantine, type Generation } from './store.js';
 import type { CheckpointContext } from './context.js';
 
@@ -73,7 +75,7 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
       if (config.onRestoreFailure === 'exit') return { kind: 'failed', generation: generation.generation, criuErrors: [UNGUARDED] };
       continue;
     }
-    const outcome = await restoreGeneration(context, generation, verdict.metadata.stdio, attempt, ports);
+    const outcome = (await putBack(context, generation, verdict.metadata.files)) ?? (await restoreGeneration(context, generation, verdict.metadata.stdio, attempt, ports));
     if (outcome.kind === 'restored') {
       // a lazy restore is finished only once every page is in: lazy.ts removes the record then
       if (outcome.lazy === undefined) {
@@ -150,6 +152,22 @@ function commandOf(pid: number): string | undefined {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Puts the files saved with the generation back where criu will look for them. A
+ * damaged copy or a path that cannot be written fails this generation like criu would.
+ */
+async function putBack(context: CheckpointContext, generation: Generation, files: readonly PreservedEntry[] | undefined): Promise<Extract<RestoreOutcome, { kind: 'failed' }> | undefined> {
+  if (files === undefined || files.length === 0) return undefined;
+  try {
+    const { written, kept, skipped } = await putBackFiles(generation.path, files);
+    const onVolumes = skipped.length === 0 ? {} : { left_on_volumes: skipped.slice(0, 20) };
+    context.log.info({ generation: generation.generation, written, kept, ...onVolumes }, 'preserved files put back');
+    return undefined;
+  } catch (error) {
+    return { kind: 'failed', generation: generation.generation, criuErrors: [(error as Error).message] };
   }
 }
 

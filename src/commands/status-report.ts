@@ -13,6 +13,9 @@ export interface DumpSummary {
   readonly criu_ms: number | null;
   readonly bytes: number | null;
   readonly stats: DumpStats;
+  /** files of the container's own filesystem saved with the generation; null when not recorded (an older stasis) */
+  readonly preserved_files: number | null;
+  readonly preserved_bytes: number | null;
 }
 
 export interface GenerationSummary {
@@ -107,7 +110,17 @@ export function summarizeGeneration(input: GenerationInput): GenerationSummary {
     appPid: count(metadata.appPid),
     criuVersion: text(metadata.criuVersion),
     stasisVersion: text(metadata.stasisVersion),
-    dump: dump === null ? null : { duration_ms: count(dump.duration_ms), criu_ms: count(dump.criu_ms), bytes: count(dump.bytes), stats: dumpStats(dump.stats) },
+    dump:
+      dump === null
+        ? null
+        : {
+            duration_ms: count(dump.duration_ms),
+            criu_ms: count(dump.criu_ms),
+            bytes: count(dump.bytes),
+            stats: dumpStats(dump.stats),
+            preserved_files: count(dump.preserved_files),
+            preserved_bytes: count(dump.preserved_bytes),
+          },
     problem: null,
   };
 }
@@ -198,7 +211,7 @@ export function formatStatus(report: StatusReport, now: Date): string {
       'Dumps (criu stats):',
       indent(
         formatTable(
-          ['GENERATION', 'TOTAL', 'CRIU', 'FREEZING', 'FROZEN', 'MEMDUMP', 'MEMWRITE', 'PAGES WRITTEN'],
+          ['GENERATION', 'TOTAL', 'CRIU', 'FREEZING', 'FROZEN', 'MEMDUMP', 'MEMWRITE', 'PAGES WRITTEN', 'PRESERVED FILES'],
           report.generations.map((g) => {
             const stats = g.dump?.stats ?? {};
             return [
@@ -210,6 +223,7 @@ export function formatStatus(report: StatusReport, now: Date): string {
               formatUs(stats.memdump_time_us),
               formatUs(stats.memwrite_time_us),
               stats.pages_written === undefined ? '-' : String(stats.pages_written),
+              describePreserved(g.dump),
             ];
           }),
         ),
@@ -242,6 +256,13 @@ export function formatStatus(report: StatusReport, now: Date): string {
   }
   if (report.incoming.length > 0) out.push(`Dump in progress (or interrupted): ${report.incoming.join(', ')}`);
   return `${out.join('\n')}\n`;
+}
+
+/** Pure: `3 (1.2 MiB)`, `0`, or `-` when the generation does not say (made by an older stasis). */
+export function describePreserved(dump: DumpSummary | null): string {
+  const files = dump?.preserved_files ?? null;
+  if (files === null) return '-';
+  return files === 0 ? '0' : `${files} (${formatBytes(dump?.preserved_bytes ?? 0)})`;
 }
 
 function indent(block: string): string {

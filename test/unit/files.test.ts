@@ -121,21 +121,28 @@ describe('the selection rule', () => {
   const file = (reason: HeldPath['reason'], writable = false): HeldPath => ({ path: '/x', kind: 'file', reason, writable });
 
   test('tmpfs: everything', () => {
-    expect(shouldSave(file('mapped'), { storage: 'scratch', ctime: before }, started)).toBe(true);
+    expect(shouldSave(file('mapped'), { storage: 'scratch', ctime: before, birthtime: 0 }, started)).toBe(true);
   });
 
   test('root filesystem: the image stays out, what the container wrote or changed goes in', () => {
-    expect(shouldSave(file('mapped'), { storage: 'root', ctime: before }, started)).toBe(false); // libc, the JDK
-    expect(shouldSave(file('open'), { storage: 'root', ctime: before }, started)).toBe(false); // the app's script
-    expect(shouldSave(file('open', true), { storage: 'root', ctime: before }, started)).toBe(true); // opened for writing
-    expect(shouldSave(file('open'), { storage: 'root', ctime: after }, started)).toBe(true); // created or written since
-    expect(shouldSave(file('preserve'), { storage: 'root', ctime: before }, started)).toBe(true); // asked for
+    expect(shouldSave(file('mapped'), { storage: 'root', ctime: before, birthtime: 0 }, started)).toBe(false); // libc, the JDK
+    expect(shouldSave(file('open'), { storage: 'root', ctime: before, birthtime: 0 }, started)).toBe(false); // the app's script
+    expect(shouldSave(file('open', true), { storage: 'root', ctime: before, birthtime: 0 }, started)).toBe(true); // opened for writing
+    expect(shouldSave(file('open'), { storage: 'root', ctime: after, birthtime: 0 }, started)).toBe(true); // created or written since
+    expect(shouldSave(file('preserve'), { storage: 'root', ctime: before, birthtime: 0 }, started)).toBe(true); // asked for
+  });
+
+  test('a folder on the root filesystem: only one created since the start (the ctime of an old one changes with its files)', () => {
+    const cwd: HeldPath = { path: '/app', kind: 'dir', reason: 'cwd', writable: false };
+    expect(shouldSave(cwd, { storage: 'root', ctime: after, birthtime: before }, started)).toBe(false);
+    expect(shouldSave(cwd, { storage: 'root', ctime: after, birthtime: after }, started)).toBe(true);
+    expect(shouldSave(cwd, { storage: 'root', ctime: after, birthtime: 0 }, started)).toBe(true); // no btime: ctime decides
   });
 
   test('volumes and read-only storage: never', () => {
-    expect(shouldSave(file('open', true), { storage: 'volume', ctime: after }, started)).toBe(false);
-    expect(shouldSave(file('preserve'), { storage: 'volume', ctime: after }, started)).toBe(false);
-    expect(shouldSave(file('open', true), { storage: 'fixed', ctime: after }, started)).toBe(false);
+    expect(shouldSave(file('open', true), { storage: 'volume', ctime: after, birthtime: 0 }, started)).toBe(false);
+    expect(shouldSave(file('preserve'), { storage: 'volume', ctime: after, birthtime: 0 }, started)).toBe(false);
+    expect(shouldSave(file('open', true), { storage: 'fixed', ctime: after, birthtime: 0 }, started)).toBe(false);
   });
 
   test('excludes: globs match the path or a folder above it; the checkpoint directory is always out', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { restoreRecord } from '../../src/checkpoint/history.js';
 import {
+  describePreserved,
   describeLastRestore,
   formatStatus,
   keyError,
@@ -30,6 +31,8 @@ const metadata = {
     criu_ms: 380,
     bytes: 1_300_000,
     stats: { freezing_time_us: 2100, frozen_time_us: 350_000, memdump_time_us: 40_000, memwrite_time_us: 30_000, pages_written: 310, bogus: 'x' },
+    preserved_files: 2,
+    preserved_bytes: 33_000,
   },
 };
 
@@ -53,6 +56,8 @@ describe('summarizeGeneration', () => {
         criu_ms: 380,
         bytes: 1_300_000,
         stats: { freezing_time_us: 2100, frozen_time_us: 350_000, memdump_time_us: 40_000, memwrite_time_us: 30_000, pages_written: 310 },
+        preserved_files: 2,
+        preserved_bytes: 33_000,
       },
       problem: null,
     });
@@ -116,6 +121,16 @@ describe('describeLastRestore', () => {
   });
 });
 
+describe('describePreserved', () => {
+  test('files and bytes; 0 when nothing was saved; - when the generation does not say', () => {
+    const dump = { duration_ms: 1, criu_ms: 1, bytes: 1, stats: {} };
+    expect(describePreserved({ ...dump, preserved_files: 3, preserved_bytes: 1536 })).toBe('3 (1.5 KiB)');
+    expect(describePreserved({ ...dump, preserved_files: 0, preserved_bytes: 0 })).toBe('0');
+    expect(describePreserved({ ...dump, preserved_files: null, preserved_bytes: null })).toBe('-');
+    expect(describePreserved(null)).toBe('-');
+  });
+});
+
 describe('formatStatus', () => {
   const empty: StatusReport = { dir: '/ck', exists: true, current: null, generations: [], quarantine: [], lastRestore: null, lastFailedDump: null, incoming: [] };
 
@@ -150,9 +165,9 @@ describe('formatStatus', () => {
       /^ {2}\* {2}gen-000002 {2}2025-11-27 11:55:00Z \(5m ago\) {2}1\.3 MiB {2}exit {2}\/app\/server --port 8080$/,
     );
     expect(lines.find((line) => line.includes('gen-000001') && line.includes('stasis.json'))).toMatch(/stasis\.json is missing$/);
-    expect(lines).toContain('  GENERATION  TOTAL  CRIU   FREEZING  FROZEN  MEMDUMP  MEMWRITE  PAGES WRITTEN');
-    expect(lines).toContain('  gen-000002  412ms  380ms  2.1ms     350ms   40ms     30ms      310');
-    expect(lines).toContain('  gen-000001  -      -      -         -       -        -         -');
+    expect(lines).toContain('  GENERATION  TOTAL  CRIU   FREEZING  FROZEN  MEMDUMP  MEMWRITE  PAGES WRITTEN  PRESERVED FILES');
+    expect(lines).toContain('  gen-000002  412ms  380ms  2.1ms     350ms   40ms     30ms      310            2 (32.2 KiB)');
+    expect(lines).toContain('  gen-000001  -      -      -         -       -        -         -              -');
     expect(text).toMatch(/gen-000003\.2025-11-27T11-59-00-000Z {2}1m ago {7}criu restore failed: Error: x/);
     expect(text).toContain('Last restore: restored gen 2 at 2025-11-27 11:59:00Z (1m ago), pid 10000, took 240ms');
     expect(text).toContain('Last failed dump: 2025-11-27 11:30:00Z (30m ago): Error (criu/files-reg.c:1): ghost');
