@@ -74,6 +74,7 @@ export function watchLazyServing(log: Logger, daemon: LazyDaemon, served: Served
   const done = Promise.all([daemon.exited, adoption]).then(async ([exit]): Promise<LazyEnd> => {
     const end = judgeLazyEnd(exit, ports.processAlive(served.pid), stopping);
     const fields = { generation: served.generation, pid: served.pid, daemon_pid: daemon.pid, duration_ms: exit.durationMs };
+    if (exit.cleanupError !== undefined) log.warn({ ...fields, err: exit.cleanupError }, 'the lazy-pages daemon left its socket behind');
     if (end.kind === 'failed') {
       log.error(
         { ...fields, code: exit.code, signal: exit.signal, criu_errors: end.errors },

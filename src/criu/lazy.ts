@@ -25,6 +25,8 @@ export interface DaemonExit {
   readonly durationMs: number;
   /** criu's error lines from lazy-pages.log (or its stderr), when it failed */
   readonly errors: string[];
+  /** Why its socket could not be removed (a stale one makes the next daemon on these images fail). */
+  readonly cleanupError?: string;
 }
 
 export interface LazyDaemon {
@@ -73,10 +75,13 @@ export async function startLazyDaemon(criu: string, imagesDir: string, unprivile
       releaseFromLibuv(pid);
       process.removeListener('exit', onStasisExit);
       void (async () => {
-        await rm(socket, { force: true }).catch(() => undefined);
+        const cleanupError = await rm(socket, { force: true }).then(
+          () => undefined,
+          (error: Error) => `cannot remove ${socket}: ${error.message}`,
+        );
         const failed = code !== 0;
         const errors = failed ? await daemonErrors(logPath, stderr, code, signal) : [];
-        resolve({ code, signal, durationMs: Math.round(performance.now() - started), errors });
+        resolve({ code, signal, durationMs: Math.round(performance.now() - started), errors, ...(cleanupError === undefined ? {} : { cleanupError }) });
       })();
     });
   });

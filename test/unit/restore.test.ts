@@ -175,6 +175,18 @@ describe('restoreNewest: lazy', () => {
     expect(existsSync(attempt(1))).toBe(false);
   });
 
+  test('a daemon socket that could not be removed is a warning', async () => {
+    const { criu, context, captured } = await setup(1, { STASIS_LAZY: 'true' });
+    const { daemon, exit } = fakeDaemon();
+    const ports = { ...criu.ports, probeLazy: async () => ({ ok: true }) as const, startLazyDaemon: async () => daemon };
+    const outcome = await restoreNewest(context, ports);
+    if (outcome.kind !== 'restored' || outcome.lazy === undefined) throw new Error('not lazy');
+    outcome.lazy.adopted();
+    exit.resolve({ code: 0, signal: null, durationMs: 50, errors: [], cleanupError: 'cannot remove lazy-pages.socket: EROFS' });
+    expect(await outcome.lazy.done).toEqual({ kind: 'served' });
+    expect(captured.problems()).toEqual(['the lazy-pages daemon left its socket behind']);
+  });
+
   test('the daemon failing first kills the app and keeps the record', async () => {
     const { criu, context, attempt, captured } = await setup(1, { STASIS_LAZY: 'true' });
     const { daemon, exit } = fakeDaemon();
