@@ -144,7 +144,7 @@ describe('stasis status', () => {
     expect(human.code).toBe(0);
     expect(human.stdout).toContain('Current: gen-000001');
     expect(human.stdout).toMatch(new RegExp(`^ {2}\\* {2}gen-000001 .* exit {2}${COUNTER[0]}$`, 'm'));
-    expect(human.stdout).toMatch(/^ {2}GENERATION {2}TOTAL {2}CRIU +FREEZING {2}FROZEN {2}MEMDUMP {2}MEMWRITE {2}PAGES WRITTEN$/m);
+    expect(human.stdout).toMatch(/^ {2}GENERATION {2}TOTAL {2}CRIU +FREEZING {2}FROZEN {2}MEMDUMP {2}MEMWRITE {2}PAGES WRITTEN {2}PRESERVED FILES$/m);
     expect(human.stdout).toMatch(/^ {2}gen-000001 {2}\d.*\d+$/m);
     expect(human.stdout).toMatch(/Last restore: no restorable checkpoint at .*: the app started fresh/);
 
