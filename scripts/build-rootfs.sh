@@ -2,8 +2,9 @@
 # Builds the root filesystem of the runc end-to-end test the way Dockerfile.example
 # builds an image: Debian 13 ("trixie", minbase) made by debootstrap from the Debian
 # mirror this machine's apt sources use (read at run time), `apt-get install criu`
-# inside it, then dist/stasis as /usr/local/bin/stasis and the counter app as
-# /app/counter.sh.
+# inside it (with a JRE and python3 for the apps of the fresh-container tests), then
+# dist/stasis as /usr/local/bin/stasis and the test apps under /app (counter.sh,
+# Tick.class compiled by the host's javac, the Python fixtures).
 #
 # The Debian part is cached in .cache/rootfs/ and reused while its tag matches;
 # stasis and the app are copied in again on every run (cheap), so a rebuilt
@@ -25,9 +26,10 @@ CACHE="$repo/.cache/rootfs"
 ROOTFS="$CACHE/debian13"
 STAMP="$ROOTFS/.stasis-rootfs"
 # Change when the recipe below changes: a cached rootfs with another tag is rebuilt.
-TAG="rootfs v2: debootstrap --variant=minbase $SUITE; apt-get install --no-install-recommends criu libatomic1"
+PACKAGES="criu libatomic1 default-jre-headless python3"
+TAG="rootfs v3: debootstrap --variant=minbase $SUITE; apt-get install --no-install-recommends $PACKAGES"
 STASIS="$repo/dist/stasis"
-APP="$repo/test/fixtures/counter.sh"
+FIXTURES="$repo/test/fixtures"
 
 log() { printf 'build-rootfs: %s\n' "$*" >&2; }
 die() { printf 'build-rootfs: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -58,20 +60,20 @@ build_base() {
     tail -n 30 "$CACHE/debootstrap.log" >&2
     die "debootstrap failed (full log: $CACHE/debootstrap.log)"
   fi
-  log "apt-get install criu libatomic1 inside the rootfs"
+  log "apt-get install $PACKAGES inside the rootfs"
   local -a options
   mapfile -t options < <(host_apt_options)
   # A private mount namespace: /proc for apt inside the chroot vanishes with it.
   unshare --mount --propagation private -- sh -euc '
-    root=$1; shift
+    root=$1; packages=$2; shift 2
     mount -t proc proc "$root/proc"
     cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
     chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -q "$@" update
-    chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -q -y --no-install-recommends "$@" install criu libatomic1
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -q -y --no-install-recommends "$@" install $packages
     chroot "$root" apt-get clean
-  ' sh "$new" "${options[@]}" >"$CACHE/apt.log" 2>&1 || {
+  ' sh "$new" "$PACKAGES" "${options[@]}" >"$CACHE/apt.log" 2>&1 || {
     tail -n 30 "$CACHE/apt.log" >&2
-    die "apt-get install criu inside the rootfs failed (full log: $CACHE/apt.log)"
+    die "apt-get install $PACKAGES inside the rootfs failed (full log: $CACHE/apt.log)"
   }
   rm -rf "$new/var/lib/apt/lists/"* "$new/etc/resolv.conf"
   : >"$new/etc/resolv.conf"
@@ -93,9 +95,15 @@ if [[ "${STASIS_ROOTFS_BASE_ONLY:-}" == 1 ]]; then
   exit 0
 fi
 
-# stasis and the app, as the Dockerfile's final stage copies them.
+# stasis and the apps, as the Dockerfile's final stage copies them.
 [[ -x "$STASIS" ]] || die "$STASIS is missing: run npm run build first (the Debian part is cached already)"
+command -v javac >/dev/null || die "javac is missing (Tick.class for the JVM test): apt-get install default-jdk-headless (scripts/setup-runc.sh does)"
 install -D -m 0755 "$STASIS" "$ROOTFS/usr/local/bin/stasis.new"
 mv -f "$ROOTFS/usr/local/bin/stasis.new" "$ROOTFS/usr/local/bin/stasis"
-install -D -m 0755 "$APP" "$ROOTFS/app/counter.sh"
+install -D -m 0755 "$FIXTURES/counter.sh" "$ROOTFS/app/counter.sh"
+for app in "$FIXTURES"/*.py; do install -m 0755 "$app" "$ROOTFS/app/"; done
+# The rootfs's JRE may be newer than the host's javac, never older: compile for 17.
+if [[ ! -f "$ROOTFS/app/Tick.class" || "$FIXTURES/Tick.java" -nt "$ROOTFS/app/Tick.class" ]]; then
+  javac --release 17 -d "$ROOTFS/app" "$FIXTURES/Tick.java"
+fi
 printf '%s\n' "$ROOTFS"

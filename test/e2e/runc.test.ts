@@ -41,10 +41,16 @@ function volume(): string {
   return dir;
 }
 
-function start(mode: CapabilityMode, hostVolume: string, env: Record<string, string> = {}): RuncContainer {
+interface StartOptions {
+  readonly app?: readonly string[];
+  /** a tmpfs on /tmp (an emptyDir, as pods with a read-only root mount it); the privileged mode always has one */
+  readonly tmp?: boolean;
+}
+
+function start(mode: CapabilityMode, hostVolume: string, env: Record<string, string> = {}, options: StartOptions = {}): RuncContainer {
   const container = new RuncContainer({
     rootfs,
-    args: ['/usr/local/bin/stasis', '--', ...APP],
+    args: ['/usr/local/bin/stasis', '--', ...(options.app ?? APP)],
     env: {
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       STASIS_DIR,
@@ -55,7 +61,7 @@ function start(mode: CapabilityMode, hostVolume: string, env: Record<string, str
     },
     capabilities: capabilitiesFor(mode),
     // criu's default mode makes a probe folder in /tmp; --unprivileged needs no writable /tmp.
-    writableTmp: mode === 'privileged',
+    writableTmp: mode === 'privileged' || options.tmp === true,
     volumes: { [hostVolume]: VOLUME },
   });
   running.push(container);
@@ -193,5 +199,29 @@ describe('runc: minimal capabilities and STASIS_LAZY=true', () => {
     expect(second.events.find((event) => event.msg === 'restored')?.lazy, second.raw).toBe(false);
     const fallback = second.events.find((event) => event.msg === 'lazy restore unavailable; restoring eagerly');
     expect(String(fallback?.reason), second.raw).toMatch(/uffd/i);
+  }, 180_000);
+});
+
+describe('runc: fresh containers (a new tmpfs on /tmp and /run in each), minimal capabilities', () => {
+  test('a JVM with default flags (its perf-data file mapped from /tmp) migrates; the count continues', async () => {
+    const hostVolume = volume();
+    const jvm = { app: ['java', '-cp', '/app', 'Tick'], tmp: true };
+    const first = start('minimal', hostVolume, {}, jvm);
+    await first.waitForStdout((lines) => ticks(lines).length >= 10, '10 ticks of the JVM', 60_000);
+    first.kill('USR2');
+    const dumped = await first.finished();
+    expect(dumped.code, dumped.raw).toBe(0);
+    const committed = dumped.events.find((event) => event.msg === 'dump committed');
+    expect(Number(committed?.preserved_files), dumped.raw).toBeGreaterThan(0);
+
+    const second = start('minimal', hostVolume, {}, jvm);
+    await second.waitForStdout((lines) => ticks(lines).length >= 5, 'ticks of the restored JVM', 60_000);
+    expect(second.event('restored')?.generation, second.events().map((event) => event.msg).join(',')).toBe(1);
+    second.kill('TERM');
+    const result = await second.finished();
+    expect(second.event('app started'), result.raw).toBeUndefined();
+    // SIGTERM ends the JVM through its shutdown hooks: exit 143
+    expect(result.code, result.raw).toBe(143);
+    expectRun((ticks(dumped.stdout).at(-1) ?? 0) + 1, ticks(result.stdout));
   }, 180_000);
 });
