@@ -83,7 +83,7 @@ function subcommands(): Command[] {
       process.exitCode = await (await import('./commands/status.js')).statusCommand(options);
     });
   const doctor = new Command('doctor')
-    .description('check that checkpoints can work here (criu, capabilities, STASIS_DIR, ...); exits 1 when something required is missing')
+    .description('check that checkpoints can work here (criu, capabilities, the users of the running app, STASIS_DIR, ...); exits 1 when something required is missing')
     .option('--dir <path>', 'checkpoint directory [STASIS_DIR]')
     .option('--criu <path>', 'criu binary [STASIS_CRIU, default criu]')
     .option('--json', 'one JSON document instead of the table')

@@ -2,6 +2,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dumpArgs, DUMP_LOG } from '../criu/args.js';
 import { explainCriuErrors, explainFsError } from '../criu/log.js';
+import { descendantsOf } from '../init/processes.js';
 import { parseStatsImage, type DumpStats } from '../criu/stats.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -71,7 +72,8 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       // On a full volume criu's own log (kept there) is cut short: ask the volume before freeing it.
       const full = await volumeFull(dir);
       await keepFailureLog(dir, incoming, log);
-      const error = explainCriuErrors(run.errors, dir) ?? (full ? explainFsError('ENOSPC', dir) : undefined) ?? run.errors.at(-1) ?? 'criu dump failed';
+      const tree = [appPid, ...descendantsOf(appPid, ports.processTable()).map((entry) => entry.pid)];
+      const error = explainCriuErrors(run.errors, dir, { otherUsers: ports.otherUsers(tree) }) ?? (full ? explainFsError('ENOSPC', dir) : undefined) ?? run.errors.at(-1) ?? 'criu dump failed';
       const gone = !ports.processAlive(appPid);
       log.error({ pid: appPid, duration_ms: run.durationMs, error, criu_errors: run.errors }, gone ? 'dump failed; the app died during it' : 'dump failed; the app keeps running');
       return { ok: false, error: gone ? `the app died during the dump (${error})` : error, criuErrors: run.errors };

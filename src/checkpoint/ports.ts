@@ -3,6 +3,7 @@
  * look at and signal processes. Production uses systemPorts; unit tests pass fakes.
  */
 import { appendFile } from 'node:fs/promises';
+import { otherUserProcesses, type OtherUser } from '../criu/caps.js';
 import { probeLazy, startLazyDaemon } from '../criu/lazy.js';
 import { runCriu } from '../criu/run.js';
 import { processAlive, readProcTable, signalTree, type Kill, type ProcEntry, type SignalFailure } from '../init/processes.js';
@@ -17,6 +18,8 @@ export interface CheckpointPorts {
   readonly signalTree: (root: number, signal: NodeJS.Signals) => SignalFailure[];
   readonly kill: Kill;
   readonly identifyStdio: (pid: number) => FdIdentity[];
+  /** The processes among `pids` that run as another user than stasis. */
+  readonly otherUsers: (pids: readonly number[]) => OtherUser[];
   /** Appends to the restore-attempt record (the crash-loop guard). */
   readonly appendFile: (path: string, text: string) => Promise<void>;
 }
@@ -30,5 +33,6 @@ export const systemPorts: CheckpointPorts = {
   signalTree,
   kill: (pid, signal) => process.kill(pid, signal),
   identifyStdio,
+  otherUsers: otherUserProcesses,
   appendFile: (path, text) => appendFile(path, text, { mode: 0o600 }),
 };

@@ -86,7 +86,7 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
       }
       return outcome;
     }
-    const reason = explainCriuErrors(outcome.criuErrors, dir, commandOf);
+    const reason = explainCriuErrors(outcome.criuErrors, dir, { whoHas: commandOf });
     const where = await quarantine(dir, generation, `criu restore failed${reason ? `: ${reason}` : ''}:\n${outcome.criuErrors.join('\n')}`);
     log.error(
       { generation: generation.generation, ...(reason ? { reason } : {}), criu_errors: outcome.criuErrors, quarantined: where },

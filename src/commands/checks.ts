@@ -2,7 +2,7 @@
  * Pure part of `stasis doctor`: each check judged from facts gathered elsewhere,
  * the exit code, and the readable table.
  */
-import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_PTRACE, hasCapability } from '../criu/caps.js';
+import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_RESOURCE, hasCapability, type OtherUser } from '../criu/caps.js';
 import { judgeLazyProbe } from '../criu/log.js';
 import { formatBytes } from '../format.js';
 import { NS_LAST_PID } from '../init/pidfloor.js';
@@ -91,6 +91,28 @@ export function judgeCapabilities(input: CapsInput): Check {
   return ok(name, detail);
 }
 
+export interface AppUsersInput {
+  /** CapEff (hex) of this process. */
+  readonly effective: string;
+  /** The app's processes (below a PID-1 stasis) that run as another user; null when no such app is here. */
+  readonly others: readonly OtherUser[] | null;
+}
+
+/** criu reads every dumped process's resource limits: another user's need CAP_SYS_RESOURCE. */
+export function judgeAppUsers(input: AppUsersInput): Check {
+  const name = 'app user';
+  if (hasCapability(input.effective, CAP_SYS_RESOURCE)) return ok(name, 'CAP_SYS_RESOURCE: criu can dump processes of any user');
+  if (input.others === null) return skip(name, 'no app of a PID-1 stasis here to look at (run stasis doctor in the running container)');
+  const first = input.others[0];
+  if (first === undefined) return ok(name, "the app runs as stasis's user: criu can read its resource limits");
+  const more = input.others.length > 1 ? ` (and ${input.others.length - 1} more)` : '';
+  return warn(
+    name,
+    `process ${first.pid} of the app runs as uid ${first.uid}${more} and there is no CAP_SYS_RESOURCE: criu cannot read its resource limits, so every dump fails`,
+    'add SYS_RESOURCE to the container\'s capabilities (securityContext.capabilities.add), or run the app as stasis\'s user',
+  );
+}
+
 export interface InitInput {
   readonly pid: number;
   /** /proc/1/cmdline, words joined by spaces; null when unreadable. */
@@ -99,13 +121,18 @@ export interface InitInput {
   readonly subreaperError: string | null;
 }
 
+/** Pure: does this command line (/proc/1/cmdline) run stasis? */
+export function isStasis(command: string | null): command is string {
+  return command !== null && /(^|[/\s])stasis(\s|$)|dist\/js\/main\.js/.test(command);
+}
+
 export function judgeInit(input: InitInput): Check {
   const name = 'PID 1 / subreaper';
   if (input.subreaperError !== null) {
     return fail(name, `native addon or prctl(PR_SET_CHILD_SUBREAPER) failed: ${input.subreaperError}`, 'build the addon (npm run build) or use the single executable dist/stasis');
   }
   if (input.pid === 1) return ok(name, 'this process is PID 1');
-  if (input.pid1Command !== null && /(^|[/\s])stasis(\s|$)|dist\/js\/main\.js/.test(input.pid1Command)) {
+  if (isStasis(input.pid1Command)) {
     return ok(name, `PID 1 is stasis (${truncate(input.pid1Command, 60)})`);
   }
   return ok(name, `not PID 1 here (PID 1: ${truncate(input.pid1Command ?? 'unknown', 40)}); stasis would run as a child subreaper, which works`);

@@ -8,15 +8,18 @@ import { access, lstat, open, readFile, statfs } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { listGenerations, imageBytes } from '../checkpoint/store.js';
-import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, effectiveCaps, hasCapability, needsUnprivileged } from '../criu/caps.js';
+import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, effectiveCaps, hasCapability, needsUnprivileged, otherUserProcesses, type OtherUser } from '../criu/caps.js';
 import { lazyProbeArgs } from '../criu/args.js';
 import { probeCriu } from '../criu/run.js';
 import { loadConfig, type Config } from '../config.js';
 import { NS_LAST_PID } from '../init/pidfloor.js';
+import { descendantsOf, readProcTable } from '../init/processes.js';
 import { native } from '../native/index.js';
 import {
   doctorExitCode,
   formatDoctor,
+  isStasis,
+  judgeAppUsers,
   judgeCapabilities,
   judgeCriu,
   judgeCriuCheck,
@@ -122,6 +125,15 @@ async function pid1Command(): Promise<string | null> {
   return text === null ? null : text.split('\0').filter((word) => word !== '').join(' ') || null;
 }
 
+/** The app's processes of another user, when PID 1 is stasis: PID 1's tree less this process and its callers. */
+function appOtherUsers(pid1: string | null): OtherUser[] | null {
+  if (process.pid === 1 || !isStasis(pid1)) return null;
+  const table = readProcTable();
+  const ours = new Set<number>();
+  for (let pid: number | undefined = process.pid; pid !== undefined && pid > 1 && !ours.has(pid); pid = table.find((entry) => entry.pid === pid)?.ppid) ours.add(pid);
+  return otherUserProcesses(descendantsOf(1, table).filter((entry) => !ours.has(entry.pid)).map((entry) => entry.pid));
+}
+
 function capLine(status: string, field: string): string {
   return new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0';
 }
@@ -135,11 +147,13 @@ export async function runChecks(config: Config, env: Readonly<Record<string, str
   const status = await readFile('/proc/self/status', 'utf8');
   const effective = effectiveCaps(status);
   const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const pid1 = await pid1Command();
   return [
     judgeCriu(config.criu, probe, resolved),
     judgeCriuCheck(usable ? await runProgram(config.criu, ['check', ...(unprivileged ? ['--unprivileged'] : [])]) : null, unprivileged),
     judgeCapabilities({ effective, ambient: capLine(status, 'CapAmb'), uid: process.getuid?.() ?? 0 }),
-    judgeInit({ pid: process.pid, pid1Command: await pid1Command(), subreaperError: subreaperError() }),
+    judgeInit({ pid: process.pid, pid1Command: pid1, subreaperError: subreaperError() }),
+    judgeAppUsers({ effective, others: appOtherUsers(pid1) }),
     judgeNsLastPid({
       openError: await nsLastPidOpenError(),
       capable: hasCapability(effective, CAP_SYS_ADMIN) || hasCapability(effective, CAP_CHECKPOINT_RESTORE),

@@ -224,4 +224,24 @@ describe('runc: fresh containers (a new tmpfs on /tmp and /run in each), minimal
     expect(result.code, result.raw).toBe(143);
     expectRun((ticks(dumped.stdout).at(-1) ?? 0) + 1, ticks(result.stdout));
   }, 180_000);
+
+  test('an app that runs as another user (setpriv, uid 65534): doctor warns, the dump fails naming the uid and SYS_RESOURCE, the app keeps running', async () => {
+    const app = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '/app/counter.sh'];
+    const container = start('minimal', volume(), {}, { app });
+    await container.waitForStdout((lines) => ticks(lines).length >= 3, '3 ticks');
+    const doctor = container.exec(['/usr/local/bin/stasis', 'doctor', '--json']);
+    const checks = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string; fix: string | null }[] }).checks;
+    expect(checks.find((check) => check.name === 'app user'), doctor.stdout).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/runs as uid 65534 .*no CAP_SYS_RESOURCE/),
+      fix: expect.stringMatching(/SYS_RESOURCE/),
+    });
+    container.kill('USR2');
+    const failed = await container.waitForEvent('dump failed; the app keeps running');
+    expect(String(failed.error)).toMatch(/^process \d+ of the app runs as uid 65534; criu needs CAP_SYS_RESOURCE/);
+    const before = ticks(container.stdout()).length;
+    await container.waitForStdout((lines) => ticks(lines).length >= before + 3, 'ticks after the failed dump');
+    container.kill('TERM');
+    expect((await container.finished()).code).toBe(143);
+  }, 180_000);
 });

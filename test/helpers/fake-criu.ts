@@ -29,6 +29,8 @@ export interface FakeCriu {
   appendError: Error | undefined;
   alive: boolean;
   table: ProcEntry[];
+  /** The processes that otherUsers reports as another user's (pid -> uid). */
+  otherUids: Map<number, number>;
   /** What the next criu runs do; the default succeeds like criu does. */
   behave: (call: CriuCall) => CriuRun | Promise<CriuRun>;
 }
@@ -69,6 +71,7 @@ export function fakeCriu(dir: string): FakeCriu {
     appendError: undefined,
     alive: true,
     table: [],
+    otherUids: new Map(),
     behave: succeed,
     ports: {
       runCriu: async (_criu, args, options) => {
@@ -86,6 +89,10 @@ export function fakeCriu(dir: string): FakeCriu {
       },
       kill: (pid, signal) => void fake.kills.push([pid, signal]),
       identifyStdio: () => [{ fd: 1, kind: 'pipe', target: 'pipe:[1234]', inheritKey: 'pipe:[1234]' }],
+      otherUsers: (pids) => pids.flatMap((pid) => {
+        const uid = fake.otherUids.get(pid);
+        return uid === undefined ? [] : [{ pid, uid }];
+      }),
       appendFile: async (path, text) => {
         if (fake.appendError) throw fake.appendError;
         await appendFile(path, text);

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import {
+  judgeAppUsers,
   doctorExitCode,
   formatDoctor,
   judgeCapabilities,
@@ -69,6 +70,20 @@ describe('capabilities', () => {
     const caps = hex(CHECKPOINT_RESTORE, SYS_PTRACE);
     expect(judgeCapabilities({ effective: caps, ambient: '0', uid: 1000 }).status).toBe('warn');
     expect(judgeCapabilities({ effective: caps, ambient: caps, uid: 1000 }).status).toBe('ok');
+  });
+});
+
+describe('app user', () => {
+  const SYS_RESOURCE = 24;
+  test('an app process of another user without CAP_SYS_RESOURCE is a warning naming it and SYS_RESOURCE', () => {
+    const check = judgeAppUsers({ effective: hex(CHECKPOINT_RESTORE, SYS_PTRACE), others: [{ pid: 12, uid: 65534 }, { pid: 13, uid: 65534 }] });
+    expect(check).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^process 12 of the app runs as uid 65534 \(and 1 more\)/), fix: expect.stringMatching(/SYS_RESOURCE/) });
+  });
+
+  test("CAP_SYS_RESOURCE, an app of stasis's own user, or no app to look at are not warnings", () => {
+    expect(judgeAppUsers({ effective: hex(SYS_RESOURCE), others: [{ pid: 12, uid: 65534 }] }).status).toBe('ok');
+    expect(judgeAppUsers({ effective: hex(CHECKPOINT_RESTORE, SYS_PTRACE), others: [] }).status).toBe('ok');
+    expect(judgeAppUsers({ effective: hex(CHECKPOINT_RESTORE, SYS_PTRACE), others: null }).status).toBe('skip');
   });
 });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { dumpArgs, inheritedFds, restoreArgs } from '../../src/criu/args.js';
-import { hasCapability, needsUnprivileged } from '../../src/criu/caps.js';
+import { hasCapability, idsFromStatus, limitsNeedSysResource, needsUnprivileged } from '../../src/criu/caps.js';
 import { criuErrors, parseCriuVersion } from '../../src/criu/log.js';
 import { parseStatsImage } from '../../src/criu/stats.js';
 
@@ -99,5 +99,20 @@ describe('capabilities', () => {
     const container = (0xa80425fbn | (1n << 19n) | (1n << 40n)).toString(16);
     expect(hasCapability(container, 40)).toBe(true);
     expect(needsUnprivileged(container)).toBe(true);
+  });
+
+  test('ids from /proc/PID/status: real, effective and saved uid and gid', () => {
+    const status = 'Name:\tpostgres\nUid:\t999\t999\t999\t999\nGid:\t998\t998\t998\t998\n';
+    expect(idsFromStatus(status)).toEqual({ uids: [999, 999, 999], gids: [998, 998, 998] });
+    expect(idsFromStatus('Name:\tx\n')).toBeUndefined();
+  });
+
+  test("reading another process's limits needs CAP_SYS_RESOURCE unless its real, effective and saved ids are the caller's", () => {
+    const root = { uids: [0, 0, 0], gids: [0, 0, 0] };
+    expect(limitsNeedSysResource(root, root)).toBe(false);
+    expect(limitsNeedSysResource(root, { uids: [65534, 65534, 65534], gids: [65534, 65534, 65534] })).toBe(true);
+    // a setuid program (effective uid differs) or a process of another group counts too
+    expect(limitsNeedSysResource(root, { uids: [0, 1000, 0], gids: [0, 0, 0] })).toBe(true);
+    expect(limitsNeedSysResource(root, { uids: [0, 0, 0], gids: [0, 5, 0] })).toBe(true);
   });
 });

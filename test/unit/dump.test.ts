@@ -70,6 +70,15 @@ describe('dumpApp', () => {
     expect(criu.signals).toEqual([{ pid: APP_PID, signal: 'SIGCONT', committed: false }]);
   });
 
+  test("a child of the app running as another user: the failure names it and CAP_SYS_RESOURCE", async () => {
+    const { criu, context } = setup();
+    criu.behave = fail(["Error (criu/cr-dump.c:323): Can't get rlimit 0: Operation not permitted"]);
+    criu.table = [{ pid: APP_PID + 1, ppid: APP_PID, state: 'S' }];
+    criu.otherUids.set(APP_PID + 1, 65534);
+    const outcome = await dumpApp(context, APP_PID, { mode: 'continue', reason: 'signal' }, criu.ports);
+    expect(outcome).toMatchObject({ ok: false, error: expect.stringMatching(new RegExp(`^process ${APP_PID + 1} of the app runs as uid 65534; criu needs CAP_SYS_RESOURCE`)) });
+  });
+
   test('the app dying during the dump is said so', async () => {
     const { criu, context, captured } = setup();
     criu.behave = fail(['Error (criu/cr-dump.c:1): boom']);

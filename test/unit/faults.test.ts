@@ -22,7 +22,7 @@ describe('explainCriuErrors: known causes in plain words', () => {
 
   test('a taken PID names the PID and, when known, what holds it', () => {
     const errors = ["Error (criu/cr-restore.c:1406): Can't fork for 10000: File exists", 'Error (criu/cr-restore.c:2521): Restoring FAILED.'];
-    expect(explainCriuErrors(errors, DIR, (pid) => (pid === 10000 ? 'sleep' : undefined))).toMatch(
+    expect(explainCriuErrors(errors, DIR, { whoHas: (pid) => (pid === 10000 ? 'sleep' : undefined) })).toMatch(
       /^PID 10000 of the checkpointed app is taken in this container by "sleep": /,
     );
     expect(explainCriuErrors(errors, DIR)).toMatch(/^PID 10000 of the checkpointed app is taken in this container: /);
@@ -36,6 +36,14 @@ describe('explainCriuErrors: known causes in plain words', () => {
   test('TCP network locking without iptables-restore', () => {
     const errors = ['Error (criu/util.c:657): exited, status=127', 'Error (criu/netfilter.c:105): Iptables configuration failed', 'Error (criu/sk-tcp.c:81): tcp: Failed to lock TCP connection acaaf'];
     expect(explainCriuErrors(errors, DIR)).toMatch(/install iptables, or pass "--network-lock nftables"/);
+  });
+
+  test('limits of another user\'s process: names the process and its uid, and SYS_RESOURCE', () => {
+    const errors = ["Error (criu/cr-dump.c:323): Can't get rlimit 0: Operation not permitted", 'Error (criu/cr-dump.c:2111): Dumping FAILED.'];
+    expect(explainCriuErrors(errors, DIR, { otherUsers: [{ pid: 12, uid: 65534 }] })).toMatch(
+      /^process 12 of the app runs as uid 65534; criu needs CAP_SYS_RESOURCE .*add SYS_RESOURCE/,
+    );
+    expect(explainCriuErrors(errors, DIR)).toMatch(/^a process of the app runs as another user; criu needs CAP_SYS_RESOURCE/);
   });
 
   test('anything else: no explanation (the criu lines speak for themselves)', () => {
