@@ -1,5 +1,6 @@
 import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
+import { formatBytes } from './format.js';
 import type { Logger } from './log.js';
 import { native } from './native/index.js';
 
@@ -256,15 +257,4 @@ export function formatResponse(response: ControlResponse): string {
   }
   const frozen = response.frozen_ms === undefined ? '' : `, app frozen ${response.frozen_ms} ms`;
   return `checkpoint committed: generation ${response.generation}, ${formatBytes(response.bytes)}${frozen}, took ${response.duration_ms} ms (${response.mode})`;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

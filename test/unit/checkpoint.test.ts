@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FORMAT_VERSION, fingerprint, generationName, generationsToPrune, judgeGeneration, parseGenerationName } from '../../src/checkpoint/layout.js';
 import { toResponse } from '../../src/checkpoint/controller.js';
-import { formatBytes, formatResponse, parseRequest } from '../../src/control.js';
+import { formatResponse, parseRequest } from '../../src/control.js';
 
 const argv = ['/app/counter.sh'];
 const expected = fingerprint(argv, '');
@@ -63,11 +63,5 @@ describe('control protocol', () => {
     expect(formatResponse(ok)).toBe('checkpoint committed: generation 3, 5.0 MiB, app frozen 16 ms, took 120 ms (continue)');
     const failed = toResponse({ ok: false, error: 'Dumping FAILED.', criuErrors: ['Error (x): y', 'Dumping FAILED.'] });
     expect(formatResponse(failed)).toBe('checkpoint failed: Dumping FAILED.\n  Error (x): y\n  Dumping FAILED.');
-  });
-
-  test('byte sizes', () => {
-    expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1536)).toBe('1.5 KiB');
-    expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GiB');
   });
 });
