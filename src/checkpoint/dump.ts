@@ -53,7 +53,13 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
   const files = { pid: appPid, preserve: config.preserve, exclude: config.preserveExclude, startedAt: performance.timeOrigin, ownRoots: [dir] };
   try {
     // files are copied with the tree stopped, else a file written after the dump no longer fits the images
-    const stopped = request.mode === 'exit' || (await savesFiles(files, log).catch(() => true));
+    const stopped =
+      request.mode === 'exit' ||
+      (await savesFiles(files, log).catch((error: unknown) => {
+        // not knowing is no reason to skip the files: copy them with the tree stopped
+        log.warn({ pid: appPid, err: (error as Error).message }, 'cannot tell whether the app holds files to save; dumping with the app stopped');
+        return true;
+      }));
     const args = dumpArgs({
       pid: appPid,
       imagesDir: incoming,
