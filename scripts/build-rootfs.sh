@@ -101,6 +101,7 @@ command -v javac >/dev/null || die "javac is missing (Tick.class for the JVM tes
 install -D -m 0755 "$STASIS" "$ROOTFS/usr/local/bin/stasis.new"
 mv -f "$ROOTFS/usr/local/bin/stasis.new" "$ROOTFS/usr/local/bin/stasis"
 install -D -m 0755 "$FIXTURES/counter.sh" "$ROOTFS/app/counter.sh"
+install -m 0755 "$FIXTURES/ghost-counter.sh" "$ROOTFS/app/"
 for app in "$FIXTURES"/*.py; do install -m 0755 "$app" "$ROOTFS/app/"; done
 # The rootfs's JRE may be newer than the host's javac, never older: compile for 17.
 if [[ ! -f "$ROOTFS/app/Tick.class" || "$FIXTURES/Tick.java" -nt "$ROOTFS/app/Tick.class" ]]; then

@@ -225,6 +225,66 @@ describe('runc: fresh containers (a new tmpfs on /tmp and /run in each), minimal
     expectRun((ticks(dumped.stdout).at(-1) ?? 0) + 1, ticks(result.stdout));
   }, 180_000);
 
+  test('a Python app with an open /tmp log and a unix socket server in /run/app migrates: the socket answers, the log keeps its lines', async () => {
+    const hostVolume = volume();
+    const python = { app: ['python3', '/app/files-app.py', '--log', '/tmp/app.log', '--socket', '/run/app/app.sock'], tmp: true };
+    const ask = (container: RuncContainer): string => {
+      const client = container.exec(['python3', '-c', 'import socket; s = socket.socket(socket.AF_UNIX); s.connect("/run/app/app.sock"); print(s.recv(64).decode().strip())']);
+      expect(client.code, client.stderr).toBe(0);
+      return client.stdout.trim();
+    };
+    const first = start('minimal', hostVolume, {}, python);
+    await first.waitForStdout((lines) => ticks(lines).length >= 5, '5 ticks');
+    expect(ask(first)).toMatch(/^count \d+$/);
+    first.kill('USR2');
+    const dumped = await first.finished();
+    expect(dumped.code, dumped.raw).toBe(0);
+    expect(Number(dumped.events.find((event) => event.msg === 'dump committed')?.preserved_files), dumped.raw).toBeGreaterThanOrEqual(1);
+    const last = ticks(dumped.stdout).at(-1) ?? 0;
+
+    const second = start('minimal', hostVolume, {}, python);
+    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks after the restore');
+    expect(second.event('app started')).toBeUndefined();
+    expect(ticks(second.stdout())[0]).toBe(last + 1);
+    expect(ask(second)).toMatch(/^count \d+$/);
+    const log = second.exec(['cat', '/tmp/app.log']).stdout.split('\n');
+    expect(log.slice(0, 3)).toEqual(['line 1', 'line 2', 'line 3']);
+    expect(log).toContain(`line ${last + 2}`);
+    second.kill('TERM');
+    expect((await second.finished()).code).toBe(143);
+  }, 180_000);
+
+  test('an app holding a deleted 2 MiB temp file migrates', async () => {
+    const hostVolume = volume();
+    const ghost = { app: ['/app/ghost-counter.sh'], tmp: true };
+    const first = start('minimal', hostVolume, {}, ghost);
+    await first.waitForStdout((lines) => lines.includes('ghost open') && ticks(lines).length >= 17, 'the ghost file');
+    first.kill('USR2');
+    const dumped = await first.finished();
+    expect(dumped.code, dumped.raw).toBe(0);
+    const second = start('minimal', hostVolume, {}, ghost);
+    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks after the restore');
+    expect(second.event('app started')).toBeUndefined();
+    expect(ticks(second.stdout())[0]).toBe((ticks(dumped.stdout).at(-1) ?? 0) + 1);
+    second.kill('TERM');
+    expect((await second.finished()).code).toBe(143);
+  }, 180_000);
+
+  test('over STASIS_PRESERVE_LIMIT the dump fails naming the biggest file, and the app keeps running', async () => {
+    const big = { app: ['python3', '/app/files-app.py', '--big', '/tmp/big.bin', '3'], tmp: true };
+    const container = start('minimal', volume(), { STASIS_PRESERVE_LIMIT: '1M' }, big);
+    await container.waitForStdout((lines) => ticks(lines).length >= 3, '3 ticks');
+    container.kill('HUP');
+    await container.waitForStdout((lines) => lines.includes('big written'), 'the big file');
+    container.kill('USR2');
+    const failed = await container.waitForEvent('dump could not be committed; the app keeps running, the previous generation is intact');
+    expect(String(failed.error)).toMatch(/over STASIS_PRESERVE_LIMIT \(1\.0 MiB\); the biggest: \/tmp\/big\.bin \(3\.0 MiB\)/);
+    const atFailure = ticks(container.stdout()).at(-1) ?? 0;
+    await container.waitForStdout((lines) => (ticks(lines).at(-1) ?? 0) >= atFailure + 5, 'ticks after the failed dump');
+    container.kill('TERM');
+    expect((await container.finished()).code).toBe(143);
+  }, 180_000);
+
   test('an app that runs as another user (setpriv, uid 65534): doctor warns, the dump fails naming the uid and SYS_RESOURCE, the app keeps running', async () => {
     const app = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '/app/counter.sh'];
     const container = start('minimal', volume(), {}, { app });
