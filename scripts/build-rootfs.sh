@@ -103,6 +103,9 @@ mv -f "$ROOTFS/usr/local/bin/stasis.new" "$ROOTFS/usr/local/bin/stasis"
 install -D -m 0755 "$FIXTURES/counter.sh" "$ROOTFS/app/counter.sh"
 install -m 0755 "$FIXTURES/ghost-counter.sh" "$ROOTFS/app/"
 for app in "$FIXTURES"/*.py; do install -m 0755 "$app" "$ROOTFS/app/"; done
+# As Dockerfile.example does for non-root pods: criu gets its two capabilities as file
+# capabilities (ignored for root, and under no_new_privs).
+setcap cap_checkpoint_restore,cap_sys_ptrace,cap_setpcap+eip "$ROOTFS/usr/sbin/criu"
 # The rootfs's JRE may be newer than the host's javac, never older: compile for 17.
 if [[ ! -f "$ROOTFS/app/Tick.class" || "$FIXTURES/Tick.java" -nt "$ROOTFS/app/Tick.class" ]]; then
   javac --release 17 -d "$ROOTFS/app" "$FIXTURES/Tick.java"

@@ -151,7 +151,7 @@ export async function runChecks(config: Config, env: Readonly<Record<string, str
   return [
     judgeCriu(config.criu, probe, resolved),
     judgeCriuCheck(usable ? await runProgram(config.criu, ['check', ...(unprivileged ? ['--unprivileged'] : [])]) : null, unprivileged),
-    judgeCapabilities({ effective, ambient: capLine(status, 'CapAmb'), uid: process.getuid?.() ?? 0 }),
+    judgeCapabilities({ effective, ambient: capLine(status, 'CapAmb'), bounding: capLine(status, 'CapBnd'), uid: process.getuid?.() ?? 0 }),
     judgeInit({ pid: process.pid, pid1Command: pid1, subreaperError: subreaperError() }),
     judgeAppUsers({ effective, others: appOtherUsers(pid1) }),
     judgeNsLastPid({

@@ -4,7 +4,7 @@
  * checkpoint folder bind-mounted from the host, and the capabilities
  * deploy/kubernetes declares. Never skipped: without runc, debootstrap or root it fails.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -45,6 +45,8 @@ interface StartOptions {
   readonly app?: readonly string[];
   /** a tmpfs on /tmp (an emptyDir, as pods with a read-only root mount it); the privileged mode always has one */
   readonly tmp?: boolean;
+  readonly user?: { readonly uid: number; readonly gid: number };
+  readonly noNewPrivileges?: boolean;
 }
 
 function start(mode: CapabilityMode, hostVolume: string, env: Record<string, string> = {}, options: StartOptions = {}): RuncContainer {
@@ -62,6 +64,8 @@ function start(mode: CapabilityMode, hostVolume: string, env: Record<string, str
     capabilities: capabilitiesFor(mode),
     // criu's default mode makes a probe folder in /tmp; --unprivileged needs no writable /tmp.
     writableTmp: mode === 'privileged' || options.tmp === true,
+    ...(options.user ? { user: options.user } : {}),
+    ...(options.noNewPrivileges === undefined ? {} : { noNewPrivileges: options.noNewPrivileges }),
     volumes: { [hostVolume]: VOLUME },
   });
   running.push(container);
@@ -216,7 +220,7 @@ describe('runc: fresh containers (a new tmpfs on /tmp and /run in each), minimal
 
     const second = start('minimal', hostVolume, {}, jvm);
     await second.waitForStdout((lines) => ticks(lines).length >= 5, 'ticks of the restored JVM', 60_000);
-    expect(second.event('restored')?.generation, second.events().map((event) => event.msg).join(',')).toBe(1);
+    expect(second.event('restored')?.generation, JSON.stringify(second.events())).toBe(1);
     second.kill('TERM');
     const result = await second.finished();
     expect(second.event('app started'), result.raw).toBeUndefined();
@@ -303,5 +307,36 @@ describe('runc: fresh containers (a new tmpfs on /tmp and /run in each), minimal
     await container.waitForStdout((lines) => ticks(lines).length >= before + 3, 'ticks after the failed dump');
     container.kill('TERM');
     expect((await container.finished()).code).toBe(143);
+  }, 180_000);
+});
+
+describe('runc: a non-root pod (uid 1000, criu with file capabilities, no_new_privs off)', () => {
+  test('container 1 dumps on runc kill USR2, container 2 restores: the count continues', async () => {
+    const hostVolume = volume();
+    chownSync(hostVolume, 1000, 1000);
+    const nonRoot = { user: { uid: 1000, gid: 1000 }, noNewPrivileges: false, tmp: true };
+    const first = start('minimal', hostVolume, {}, nonRoot);
+    await first.waitForStdout((lines) => ticks(lines).length >= 5, '5 ticks');
+    // stasis (PID 1) itself runs as uid 1000 and has none of the added capabilities: only criu's file gives them
+    const status = first.exec(['cat', '/proc/1/status']).stdout;
+    expect(status).toMatch(/^Uid:\s+1000\s+1000\s+1000/m);
+    expect(status).toMatch(/^CapEff:\s+0+$/m);
+    expect(first.event('checkpoints on')?.unprivileged, JSON.stringify(first.events())).toBe(true);
+    const doctor = first.exec(['/usr/local/bin/stasis', 'doctor', '--json']);
+    const checks = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks;
+    expect(checks.find((check) => check.name === 'capabilities')?.status, doctor.stdout).toBe('warn');
+    // /proc/sys is read-only: criu check stops at ns_last_pid, which restores do not need
+    expect(checks.find((check) => check.name === 'criu check --unprivileged')?.status, doctor.stdout).toBe('warn');
+    expect(doctor.code, doctor.stdout).toBe(0);
+    first.kill('USR2');
+    const dumped = await first.finished();
+    expect(dumped.code, dumped.raw).toBe(0);
+    const second = start('minimal', hostVolume, {}, nonRoot);
+    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks after the restore');
+    expect(second.event('restored')?.generation, JSON.stringify(second.events())).toBe(1);
+    second.kill('TERM');
+    const result = await second.finished();
+    expect(result.code, result.raw).toBe(143);
+    expectRun((ticks(dumped.stdout).at(-1) ?? 0) + 1, ticks(result.stdout));
   }, 180_000);
 });

@@ -60,6 +60,10 @@ export interface OciInput {
   readonly hostname?: string;
   /** a tmpfs at /tmp (an emptyDir in a pod): criu's default mode needs a writable /tmp, --unprivileged does not */
   readonly writableTmp?: boolean;
+  /** the process's uid and gid (default root), as runAsUser/runAsGroup set them */
+  readonly user?: { readonly uid: number; readonly gid: number };
+  /** no_new_privs (allowPrivilegeEscalation: false); default true. File capabilities are ignored under it. */
+  readonly noNewPrivileges?: boolean;
 }
 
 export function ociConfig(input: OciInput): Record<string, unknown> {
@@ -68,12 +72,12 @@ export function ociConfig(input: OciInput): Record<string, unknown> {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: input.user ?? { uid: 0, gid: 0 },
       args: [...input.args],
       env: Object.entries(input.env).map(([key, value]) => `${key}=${value}`),
       cwd: '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
-      noNewPrivileges: true,
+      noNewPrivileges: input.noNewPrivileges ?? true,
     },
     root: { path: input.rootfs, readonly: true },
     hostname: input.hostname ?? 'stasis',

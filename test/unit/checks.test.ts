@@ -35,6 +35,8 @@ describe('criu', () => {
     expect(judgeCriuCheck({ exitCode: 0, output: 'Looks good.\n' }, false)).toMatchObject({ name: 'criu check', status: 'ok' });
     expect(judgeCriuCheck({ exitCode: 0, output: 'Looks good.' }, true).name).toBe('criu check --unprivileged');
     expect(judgeCriuCheck({ exitCode: 0, output: 'Warn: x\nLooks good but some kernel features are missing which, ...' }, false).status).toBe('warn');
+    const readOnlySysctl = judgeCriuCheck({ exitCode: 1, output: 'Error (criu/cr-check.c:160): sys/kernel/ns_last_pid sysctl is inaccessible: Read-only file system\n' }, true);
+    expect(readOnlySysctl).toMatchObject({ status: 'warn', detail: expect.stringMatching(/read-only \/proc\/sys\/kernel\/ns_last_pid/) });
     const failed = judgeCriuCheck({ exitCode: 1, output: "Error (criu/cr-check.c:1): rlimit: Can't setup RLIMIT_NOFILE\nError (criu/cr-check.c:2): seccomp not supported\n" }, false);
     expect(failed).toMatchObject({ status: 'FAIL', detail: 'failed (exit 1): Error (criu/cr-check.c:2): seccomp not supported' });
     expect(judgeCriuCheck(null, false).status).toBe('skip');
@@ -49,27 +51,33 @@ describe('criu', () => {
 
 describe('capabilities', () => {
   test('CAP_SYS_ADMIN: privileged mode', () => {
-    expect(judgeCapabilities({ effective: hex(SYS_ADMIN), ambient: '0', uid: 0 })).toMatchObject({ status: 'ok', detail: expect.stringMatching(/privileged/) });
+    expect(judgeCapabilities({ effective: hex(SYS_ADMIN), ambient: '0', bounding: '0', uid: 0 })).toMatchObject({ status: 'ok', detail: expect.stringMatching(/privileged/) });
   });
 
   test('CAP_CHECKPOINT_RESTORE + CAP_SYS_PTRACE: unprivileged mode', () => {
-    expect(judgeCapabilities({ effective: hex(CHECKPOINT_RESTORE, SYS_PTRACE), ambient: '0', uid: 0 })).toMatchObject({
+    expect(judgeCapabilities({ effective: hex(CHECKPOINT_RESTORE, SYS_PTRACE), ambient: '0', bounding: '0', uid: 0 })).toMatchObject({
       status: 'ok',
       detail: expect.stringMatching(/--unprivileged/),
     });
   });
 
   test('neither: FAIL naming what is missing', () => {
-    const check = judgeCapabilities({ effective: hex(CHECKPOINT_RESTORE), ambient: '0', uid: 0 });
+    const check = judgeCapabilities({ effective: hex(CHECKPOINT_RESTORE), ambient: '0', bounding: '0', uid: 0 });
     expect(check).toMatchObject({ status: 'FAIL', detail: expect.stringMatching(/no CAP_SYS_PTRACE/) });
     expect(check.fix).toMatch(/CHECKPOINT_RESTORE/);
-    expect(judgeCapabilities({ effective: '0', ambient: '0', uid: 0 }).detail).toMatch(/CAP_CHECKPOINT_RESTORE \/ CAP_SYS_PTRACE/);
+    expect(judgeCapabilities({ effective: '0', ambient: '0', bounding: '0', uid: 0 }).detail).toMatch(/CAP_CHECKPOINT_RESTORE \/ CAP_SYS_PTRACE/);
+  });
+
+  test('not root, none effective, both in the bounding set: a warning pointing at criu file capabilities', () => {
+    const check = judgeCapabilities({ effective: '0', ambient: '0', bounding: hex(CHECKPOINT_RESTORE, SYS_PTRACE), uid: 1000 });
+    expect(check).toMatchObject({ status: 'warn', fix: expect.stringMatching(/setcap cap_checkpoint_restore,cap_sys_ptrace,cap_setpcap\+eip/) });
+    expect(judgeCapabilities({ effective: '0', ambient: '0', bounding: hex(CHECKPOINT_RESTORE), uid: 1000 }).status).toBe('FAIL');
   });
 
   test('not root: the capabilities reach criu only when ambient', () => {
     const caps = hex(CHECKPOINT_RESTORE, SYS_PTRACE);
-    expect(judgeCapabilities({ effective: caps, ambient: '0', uid: 1000 }).status).toBe('warn');
-    expect(judgeCapabilities({ effective: caps, ambient: caps, uid: 1000 }).status).toBe('ok');
+    expect(judgeCapabilities({ effective: caps, ambient: '0', bounding: '0', uid: 1000 }).status).toBe('warn');
+    expect(judgeCapabilities({ effective: caps, ambient: caps, bounding: '0', uid: 1000 }).status).toBe('ok');
   });
 });
 

@@ -40,16 +40,16 @@ const MODELS: Record<string, (doc: Manifest['doc']) => { validate(): void }> = {
   'apps/v1/StatefulSet': (doc) => new StatefulSet(doc as ConstructorParameters<typeof StatefulSet>[0]),
 };
 
-function statefulSet(): StatefulSet {
-  const found = manifests().find(({ doc }) => doc.kind === 'StatefulSet');
-  if (!found) throw new Error('no StatefulSet in deploy/kubernetes');
+function statefulSet(file = 'statefulset.yaml'): StatefulSet {
+  const found = manifests().find((manifest) => manifest.file === file && manifest.doc.kind === 'StatefulSet');
+  if (!found) throw new Error(`no StatefulSet in deploy/kubernetes/${file}`);
   return new StatefulSet(found.doc as ConstructorParameters<typeof StatefulSet>[0]);
 }
 
 describe('deploy/kubernetes', () => {
   test('every document is valid against the Kubernetes API schema', () => {
     const all = manifests();
-    expect(all.map(({ doc }) => `${doc.apiVersion}/${doc.kind}`).sort()).toEqual(['apps/v1/StatefulSet', 'v1/Service']);
+    expect(all.map(({ doc }) => `${doc.apiVersion}/${doc.kind}`).sort()).toEqual(['apps/v1/StatefulSet', 'apps/v1/StatefulSet', 'v1/Service']);
     for (const { file, doc } of all) {
       const model = MODELS[`${doc.apiVersion}/${doc.kind}`];
       expect(model, `${file}: no schema for ${doc.apiVersion}/${doc.kind}`).toBeDefined();
@@ -72,6 +72,17 @@ describe('deploy/kubernetes', () => {
     expect(context?.readOnlyRootFilesystem).toBe(true); // runc: root.readonly
     expect(context?.procMount ?? 'Default').toBe('Default'); // runc: /proc/sys in readonlyPaths
     expect(statefulSet().spec?.template.spec?.securityContext?.fsGroup).toBeUndefined(); // would make STASIS_DIR group-writable
+  });
+
+  test('the non-root variant is what the runc test runs as uid 1000: same capabilities, privilege escalation allowed (file capabilities)', () => {
+    const set = statefulSet('statefulset-nonroot.yaml');
+    const context = set.spec?.template.spec?.containers[0]?.securityContext;
+    expect(context).toMatchObject({ runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true, privileged: false, allowPrivilegeEscalation: true, readOnlyRootFilesystem: true });
+    expect(context?.capabilities?.add).toEqual(CHECKPOINT_CAPS.map((cap) => cap.replace(/^CAP_/, '')));
+    // the single executable unpacks its addon into /tmp: uid 1000 cannot write /dev
+    expect(set.spec?.template.spec?.containers[0]?.volumeMounts?.map((mount) => mount.mountPath)).toContain('/tmp');
+    // only the volume's root is changed, never STASIS_DIR inside it
+    expect(set.spec?.template.spec?.securityContext?.fsGroupChangePolicy).toBe('OnRootMismatch');
   });
 
   test('a PVC holds STASIS_DIR, the preStop hook dumps, and the grace period outlasts the dump', () => {
