@@ -16,8 +16,9 @@ export function missingCriu(): string | null {
 }
 
 // bash makes the pipes: stdin from a sleeping writer, stdout and stderr into cat. The
-// braces keep the process substitutions children of bash, which ends the writer.
-const SHELL = `{ "$@"; } < <(exec sleep 86400 2>/dev/null) > >(exec cat) 2> >(exec cat >&2)
+// braces keep the process substitutions children of bash, which ends the writer; the
+// parent-death signal ends it too when bash itself is killed (kill() below, a timeout).
+const SHELL = `{ "$@"; } < <(exec setpriv --pdeathsig KILL sleep 86400 2>/dev/null) > >(exec cat) 2> >(exec cat >&2)
 rc=$?
 pkill -P $$ -x sleep
 exit $rc`;
