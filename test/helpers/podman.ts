@@ -91,3 +91,47 @@ export class PodmanContainer extends Captured {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
+
+/** The parts of a Kubernetes Pod that podPlay reads and writes. */
+interface PodSpec {
+  containers: Array<{ name: string; image?: string; env?: Array<{ name: string; value?: string }>; volumeMounts?: Array<{ name: string; mountPath: string }>; resources?: unknown }>;
+  volumes?: Array<Record<string, unknown>>;
+  restartPolicy?: string;
+}
+
+export interface PodOptions {
+  /** the Pod template of a StatefulSet of deploy/kubernetes, as parsed */
+  readonly template: { metadata?: unknown; spec: PodSpec };
+  readonly name: string;
+  readonly image: string;
+  /** host folder standing in for the volumeClaimTemplate "checkpoints" */
+  readonly volume: string;
+  /** an emptyDir at /tmp (podman's /dev is noexec, and kube play adds no tmpfs for a read-only root) */
+  readonly tmp: boolean;
+}
+
+/**
+ * A Pod of the StatefulSet's template for `podman kube play`: the image is the local
+ * one, the PVC a hostPath, no restarts, CRIU_FAULT=130 (this VM), and the seccomp
+ * annotation, because podman 4.3 ignores securityContext.seccompProfile.
+ */
+export function podOf(options: PodOptions): Record<string, unknown> {
+  const spec = structuredClone(options.template.spec);
+  const [app] = spec.containers;
+  if (!app) throw new Error('the template has no container');
+  app.image = options.image;
+  app.env = [...(app.env ?? []), { name: 'CRIU_FAULT', value: '130' }];
+  delete app.resources;
+  spec.volumes = [...(spec.volumes ?? []), { name: 'checkpoints', hostPath: { path: options.volume, type: 'Directory' } }];
+  if (options.tmp) {
+    spec.volumes.push({ name: 'tmp', emptyDir: {} });
+    app.volumeMounts = [...(app.volumeMounts ?? []), { name: 'tmp', mountPath: '/tmp' }];
+  }
+  spec.restartPolicy = 'Never';
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: options.name, annotations: { 'seccomp.security.alpha.kubernetes.io/pod': 'unconfined' } },
+    spec,
+  };
+}
