@@ -5,7 +5,7 @@
 #      rootfs of scripts/build-rootfs.sh (without its stasis, apps and file
 #      capabilities), imported as localhost/debian:13-slim, which the Dockerfile's
 #      `FROM debian:13-slim` finds with --pull=never;
-#   2. `buildah bud --build-arg STASIS_BINARY=prebuilt` with the current dist/stasis
+#   2. `buildah bud --build-arg BINARY_FROM=prebuilt` with the current dist/stasis
 #      (its RUN apt-get reaches the machine's Debian mirror over the host network);
 #   3. tagged localhost/stasis-example:HASH, HASH over what goes in (Dockerfile,
 #      .dockerignore, dist/stasis, the counter app, the base), so a rebuilt
@@ -57,7 +57,7 @@ image="$NAME:$hash"
 if ! podman image exists "$image"; then
   started=$SECONDS
   log "buildah bud -f Dockerfile.example -> $image"
-  buildah bud --quiet --pull=never --layers --network host --build-arg STASIS_BINARY=prebuilt \
+  buildah bud --quiet --pull=never --layers --network host --build-arg BINARY_FROM=prebuilt \
     -f "$repo/Dockerfile.example" -t "$image" "$repo" >"$DIR/build.log" 2>&1 || {
     tail -n 30 "$DIR/build.log" >&2
     die "buildah bud failed (full log: $DIR/build.log)"

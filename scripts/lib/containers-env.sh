@@ -20,7 +20,7 @@ stasis_containers_env() {
   local dir=${STASIS_CONTAINERS_DIR:-/var/tmp/stasis-containers}
   local run=${STASIS_CONTAINERS_RUN:-/run/stasis-containers}
   mkdir -p "$dir/conf" "$run"
-  cat >"$dir/conf/containers.conf.new" <<CONF
+  cat >"$dir/conf/containers.conf.$$" <<CONF
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 log_driver = "k8s-file"
@@ -32,14 +32,14 @@ events_logger = "file"
 events_logfile_path = "$run/events.log"
 tmp_dir = "$run/libpod"
 CONF
-  cat >"$dir/conf/storage.conf.new" <<CONF
+  cat >"$dir/conf/storage.conf.$$" <<CONF
 [storage]
 driver = "overlay"
 graphroot = "$dir/storage"
 runroot = "$run/storage"
 CONF
-  mv -f "$dir/conf/containers.conf.new" "$dir/conf/containers.conf"
-  mv -f "$dir/conf/storage.conf.new" "$dir/conf/storage.conf"
+  mv -f "$dir/conf/containers.conf.$$" "$dir/conf/containers.conf"
+  mv -f "$dir/conf/storage.conf.$$" "$dir/conf/storage.conf"
   export CONTAINERS_CONF="$dir/conf/containers.conf"
   export CONTAINERS_STORAGE_CONF="$dir/conf/storage.conf"
   export STASIS_CONTAINERS_DIR="$dir"
