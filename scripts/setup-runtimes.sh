@@ -13,13 +13,15 @@ missing=()
 for tool in buildah podman containerd; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+# podman kube play builds its pod's pause image around catatonit (a Recommends only)
+command -v catatonit >/dev/null || missing+=(catatonit)
 if ((${#missing[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  # --no-install-recommends: podman recommends crun (refuses this host's hybrid
-  # cgroups) and Debian 12's criu 3.17; the tests use runc and the image's criu.
+  # --no-install-recommends: only what the tests use (runc: crun refuses this
+  # host's hybrid cgroups; no fuse-overlayfs or dbus, native overlay and cgroupfs).
   apt-get install -y -q --no-install-recommends buildah podman containerd runc conmon \
-    netavark aardvark-dns slirp4netns uidmap >/dev/null
+    catatonit netavark aardvark-dns slirp4netns uidmap >/dev/null
 fi
 bash scripts/lib/containers-env.sh >/dev/null
 echo "setup-runtimes: $(podman --version), $(buildah --version | cut -d' ' -f1-3), $(containerd --version | cut -d' ' -f3)" >&2

@@ -117,6 +117,7 @@ describe('podman (runc) with the capabilities and seccompProfile Unconfined of d
     await container.kill('USR2');
     const failed = await container.waitForEvent('dump failed; the app keeps running');
     expect(failed.criu_errors, JSON.stringify(failed)).toEqual(expect.arrayContaining([expect.stringMatching(/suspending seccomp failed: Operation not permitted/)]));
+    expect(failed.error, JSON.stringify(failed)).toMatch(/seccomp filter .*run the container with seccomp unconfined/);
     const after = last(ticks(container.stdout()));
     await container.waitForStdout((lines) => last(ticks(lines)) >= after + 5, 'ticks after the failed dump');
     const checkpoints = join(hostVolume, 'checkpoints');
