@@ -49,6 +49,9 @@ export function explainCriuErrors(errors: readonly string[], dir: string, facts:
   if (/sockets: Can't get 1:(16|34) opt: Operation not supported/.test(text)) {
     return 'this criu cannot dump sockets on Linux 6.16 or newer (SO_PASSCRED/SO_PASSSEC, criu issue 2705): use criu 4.2 or newer';
   }
+  if (/suspending seccomp failed: Operation not permitted/.test(text)) {
+    return "the app runs under a seccomp filter (e.g. podman's default), and criu may suspend it only with CAP_SYS_ADMIN: run the container with seccomp unconfined (seccompProfile type Unconfined; podman --security-opt seccomp=unconfined)";
+  }
   if (/Iptables configuration failed/.test(text) && /exited, status=127/.test(text)) {
     return 'criu could not lock the network for TCP: iptables-restore is missing; install iptables, or pass "--network-lock nftables" in STASIS_CRIU_DUMP_OPTS and STASIS_CRIU_RESTORE_OPTS';
   }

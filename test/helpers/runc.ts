@@ -19,7 +19,7 @@ export const SEA = join(ROOT, 'dist/stasis');
 const BUILD_ROOTFS = join(ROOT, 'scripts/build-rootfs.sh');
 const SETUP = 'scripts/setup-runc.sh';
 
-function onPath(command: string): boolean {
+export function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command], { stdio: 'ignore' }).status === 0;
 }
 

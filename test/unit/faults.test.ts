@@ -33,6 +33,11 @@ describe('explainCriuErrors: known causes in plain words', () => {
     expect(explainCriuErrors(errors, DIR)).toMatch(/criu 4\.2 or newer/);
   });
 
+  test("an app under a seccomp filter (podman's default) without CAP_SYS_ADMIN: names seccomp unconfined", () => {
+    const errors = ['Error (compel/src/lib/ptrace.c:27): suspending seccomp failed: Operation not permitted', 'Error (compel/src/lib/infect.c:418): Unable to detach from 10000: No such process', 'Error (criu/cr-dump.c:2111): Dumping FAILED.'];
+    expect(explainCriuErrors(errors, DIR)).toMatch(/seccomp filter .*CAP_SYS_ADMIN: run the container with seccomp unconfined/);
+  });
+
   test('TCP network locking without iptables-restore', () => {
     const errors = ['Error (criu/util.c:657): exited, status=127', 'Error (criu/netfilter.c:105): Iptables configuration failed', 'Error (criu/sk-tcp.c:81): tcp: Failed to lock TCP connection acaaf'];
     expect(explainCriuErrors(errors, DIR)).toMatch(/install iptables, or pass "--network-lock nftables"/);
