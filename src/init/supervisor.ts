@@ -19,7 +19,7 @@ export interface AppHandle {
 
 /** What the supervisor does to the system; tests pass fakes. */
 export interface SupervisorPorts {
-  /** Closes inherited fds above 2 and, when asked, makes this process a child subreaper. */
+  /** Names the process `stasis` (ps, top), closes inherited fds above 2 and, when asked, makes it a child subreaper. */
   readonly prepare: (subreaper: boolean) => void;
   readonly onSignal: (signal: NodeJS.Signals, handler: () => void) => void;
   readonly kill: Kill;
@@ -31,6 +31,7 @@ export interface SupervisorPorts {
 
 export const systemPorts: SupervisorPorts = {
   prepare: (subreaper) => {
+    native().setName('stasis');
     native().cloexecFrom3();
     if (process.pid !== 1 && subreaper) native().setChildSubreaper();
   },
