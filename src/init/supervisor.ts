@@ -9,7 +9,7 @@ import { native, type ReapedChild } from '../native/index.js';
 import { FORWARDED_SIGNALS, signalName } from '../signals.js';
 import { identifyFd, passStdin } from '../stdio.js';
 import { finalExitCode, rewriteSignal, spawnFailureCode, type ExitStatus } from './exit.js';
-import { descendantsOf, isAlive, readProcTable, signalEach, type Kill, type ProcEntry } from './processes.js';
+import { descendantsOf, isAlive, readProcTree, signalEach, type Kill, type ProcEntry } from './processes.js';
 
 export interface AppHandle {
   readonly pid: number;
@@ -25,6 +25,7 @@ export interface SupervisorPorts {
   readonly kill: Kill;
   /** waitpid(WNOHANG) every child but `skip` (libuv's own). */
   readonly reap: (skip: readonly number[]) => ReapedChild[];
+  /** This process and every process below it (enough for descendantsOf(process.pid)). */
   readonly processTable: () => ProcEntry[];
   readonly exit: (code: number) => never;
 }
@@ -38,7 +39,7 @@ export const systemPorts: SupervisorPorts = {
   onSignal: (signal, handler) => void process.on(signal, handler),
   kill: (pid, signal) => process.kill(pid, signal),
   reap: (skip) => native().reap(skip),
-  processTable: readProcTable,
+  processTable: () => readProcTree(process.pid),
   exit: (code) => process.exit(code),
 };
 
