@@ -81,10 +81,16 @@ async function startup(setup: Setup, options: Pid1Options, outDir: string): Prom
   return { plain: summarize(times.plain), pid1: summarize(times.pid1) };
 }
 
-/** RSS of an idle PID 1 whose app sleeps; for bare Node, Node itself idles as PID 1. */
-async function idleMemory(setup: Setup, options: Pid1Options): Promise<Pid1Results['rss']> {
+/**
+ * RSS of an idle PID 1 whose app sleeps; for bare Node, Node itself idles as PID 1.
+ * 'stasis (STASIS_DIR)': with checkpoints on (criu probed, control socket, checkpoint modules loaded).
+ */
+async function idleMemory(setup: Setup, options: Pid1Options, workDir: string): Promise<Pid1Results['rss']> {
+  const dir = join(workDir, 'rss-checkpoints');
+  const withDir = ['env', `STASIS_DIR=${dir}`, `STASIS_CRIU=${setup.criu}`, `STASIS_SOCKET=/dev/shm/stasis-bench-rss-${process.pid}.sock`, setup.stasis.path];
   const subjects: Inits = {
     ...Object.fromEntries(Object.entries(inits(setup)).map(([name, argv]) => [name, [...argv, '--', 'sleep', '600']])),
+    'stasis (STASIS_DIR)': [...withDir, '--', 'sleep', '600'],
     'idle node': [setup.node, '-e', 'setInterval(() => {}, 1 << 30)'],
   };
   const samples: Record<string, { rss: number; pss: number }[]> = {};
@@ -163,7 +169,7 @@ export async function benchPid1(setup: Setup, options: Pid1Options, outDir: stri
   console.error('bench: part 1 - start-to-exit (hyperfine)');
   const startupResults = await startup(setup, options, outDir);
   console.error('bench: part 1 - idle memory');
-  const rss = await idleMemory(setup, options);
+  const rss = await idleMemory(setup, options, workDir);
   console.error(`bench: part 1 - reaping ${options.orphans} orphans`);
   const reap = await reaping(setup, options);
   console.error('bench: part 1 - signal forwarding latency');
