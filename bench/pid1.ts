@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Setup } from './lib/setup.ts';
-import { childrenOf, Container, median, memoryKiB, namespaceInit, percentile, poll, round, run, sleep, UNSHARE } from './lib/proc.ts';
+import { childrenOf, Container, evict, median, memoryKiB, namespaceInit, percentile, poll, round, run, sleep, UNSHARE } from './lib/proc.ts';
 
 export interface Pid1Options {
   readonly hyperfineRounds: number;
@@ -81,12 +81,21 @@ async function startup(setup: Setup, options: Pid1Options, outDir: string): Prom
   return { plain: summarize(times.plain), pid1: summarize(times.pid1) };
 }
 
-/** RSS of an idle PID 1 whose app sleeps; for bare Node, Node itself idles as PID 1. */
-async function idleMemory(setup: Setup, options: Pid1Options): Promise<Pid1Results['rss']> {
+/**
+ * RSS of an idle PID 1 whose app sleeps; for bare Node, Node itself idles as PID 1.
+ * 'stasis (STASIS_DIR)': with checkpoints on (criu probed, control socket, checkpoint modules loaded).
+ */
+async function idleMemory(setup: Setup, options: Pid1Options, workDir: string): Promise<Pid1Results['rss']> {
+  const dir = join(workDir, 'rss-checkpoints');
+  const withDir = ['env', `STASIS_DIR=${dir}`, `STASIS_CRIU=${setup.criu}`, `STASIS_SOCKET=/dev/shm/stasis-bench-rss-${process.pid}.sock`, setup.stasis.path];
   const subjects: Inits = {
     ...Object.fromEntries(Object.entries(inits(setup)).map(([name, argv]) => [name, [...argv, '--', 'sleep', '600']])),
+    'stasis (STASIS_DIR)': [...withDir, '--', 'sleep', '600'],
     'idle node': [setup.node, '-e', 'setInterval(() => {}, 1 << 30)'],
   };
+  // A binary just written (npm run build) sits in the page cache in large folios, and
+  // the SEA maps them whole: its RSS read ~33 MiB higher (84 vs 50 MiB) until evicted.
+  await evict([setup.stasis.path]);
   const samples: Record<string, { rss: number; pss: number }[]> = {};
   for (let rep = 0; rep < options.rssReps; rep++) {
     for (const [name, argv] of Object.entries(subjects)) {
@@ -163,7 +172,7 @@ export async function benchPid1(setup: Setup, options: Pid1Options, outDir: stri
   console.error('bench: part 1 - start-to-exit (hyperfine)');
   const startupResults = await startup(setup, options, outDir);
   console.error('bench: part 1 - idle memory');
-  const rss = await idleMemory(setup, options);
+  const rss = await idleMemory(setup, options, workDir);
   console.error(`bench: part 1 - reaping ${options.orphans} orphans`);
   const reap = await reaping(setup, options);
   console.error('bench: part 1 - signal forwarding latency');

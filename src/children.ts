@@ -16,13 +16,3 @@ export function releaseFromLibuv(pid: number | undefined): void {
 export function libuvChildren(): number[] {
   return [...owned];
 }
-
-/** Waits for a child libuv spawned (an execa subprocess) with the native reaper kept off it meanwhile. */
-export async function awaitOwned<T>(subprocess: PromiseLike<T> & { readonly pid?: number | undefined }): Promise<T> {
-  ownByLibuv(subprocess.pid);
-  try {
-    return await subprocess;
-  } finally {
-    releaseFromLibuv(subprocess.pid);
-  }
-}

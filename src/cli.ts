@@ -1,6 +1,7 @@
 import { Command, Option, CommanderError } from 'commander';
 import { ConfigError, OPTIONS, camel, loadConfig, type Flags } from './config.js';
 import { EXIT } from './init/exit.js';
+import { exitOnError } from './entry.js';
 import { createLogger } from './log.js';
 import { run } from './run.js';
 import type { CheckpointOptions } from './commands/checkpoint.js';
@@ -105,14 +106,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     await program.parseAsync([...argv], { from: 'node' });
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`stasis: ${error.message}\n`);
-      process.exit(EXIT.usage);
-    }
-    if (error instanceof CommanderError) {
-      process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
-    }
-    process.stderr.write(`stasis: internal error: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(EXIT.internal);
+    if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
+    exitOnError(error);
   }
 }

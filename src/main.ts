@@ -1,3 +1,3 @@
-import { main } from './cli.js';
+import { main } from './entry.js';
 
 void main(process.argv);

@@ -13,15 +13,22 @@ export async function run(config: Config, command: readonly string[], log: Logge
     supervisor.spawnApp(command);
     return;
   }
-  // Loaded only with checkpoints on: a plain init starts faster without execa and criu's modules.
-  const [{ prepareCheckpoints, toResponse }, { DumpCoordinator }, { restoreNewest }, { startControlServer }] = await Promise.all([
-    import('./checkpoint/controller.js'),
-    import('./checkpoint/coordinator.js'),
-    import('./checkpoint/restore.js'),
-    import('./control.js'),
-  ]);
-  const checkpoints = await prepareCheckpoints(config, command, log);
-  const dumps = new DumpCoordinator(supervisor, checkpoints, log);
+  // Loaded only with checkpoints on: a plain init starts faster without criu's modules.
+  const [{ openCheckpointDir, settleCheckpoints, toResponse }, { probeCriu }, { DumpCoordinator }, { restoreNewest }, { startControlServer }, { needsUnprivileged }] =
+    await Promise.all([
+      import('./checkpoint/controller.js'),
+      import('./criu/run.js'),
+      import('./checkpoint/coordinator.js'),
+      import('./checkpoint/restore.js'),
+      import('./control.js'),
+      import('./criu/caps.js'),
+    ]);
+  // Restore critical path: `criu --version` runs beside the restore, not before it; the
+  // control socket is set up once criu restore runs.
+  const probe = probeCriu(config.criu);
+  const opened = await openCheckpointDir(config, log);
+  const state = settleCheckpoints(config, command, log, opened, probe);
+  const dumps = new DumpCoordinator(supervisor, state, log);
   const afterDump = config.afterDump;
   if (config.dumpSignal !== null) {
     supervisor.intercept(config.dumpSignal, () => void dumps.request({ mode: afterDump, reason: 'signal' }));
@@ -30,23 +37,33 @@ export async function run(config: Config, command: readonly string[], log: Logge
     const term = constants.signals.SIGTERM;
     supervisor.intercept(term, () => void dumps.dumpOnTerm(term));
   }
+  let criuStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (criuStarted = resolve));
+  const criuProblem = async (): Promise<string | undefined> => {
+    const probed = await probe;
+    return 'error' in probed ? probed.error : undefined;
+  };
+  const restoring =
+    'dir' in opened
+      ? restoreNewest({ config, dir: opened.dir, log, unprivileged: needsUnprivileged(), argv: command }, undefined, { criuStarted, criuProblem })
+      : Promise.resolve({ kind: 'none' } as const);
+  await Promise.race([started, restoring]);
   const control = await startControlServer(
     config.socket,
     async (request) => toResponse(await dumps.request({ mode: request.mode ?? afterDump, reason: 'control socket' })),
     log,
   );
   if (control) supervisor.onExit(() => control.close());
-  if (checkpoints.enabled) {
-    const outcome = await restoreNewest(checkpoints.context);
-    if (outcome.kind === 'failed') {
-      await supervisor.finish(EXIT.restoreFailed);
-      return;
-    }
-    if (outcome.kind === 'restored') {
-      // Before adopt: an app that already died makes adopt end stasis at once, and the daemon must be stopped then.
-      if (outcome.lazy !== undefined) dumps.followLazyRestore(outcome.lazy);
-      supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
-    }
+  const outcome = await restoring;
+  const checkpoints = await state;
+  if (outcome.kind === 'failed' && checkpoints.enabled) {
+    await supervisor.finish(EXIT.restoreFailed);
+    return;
+  }
+  if (outcome.kind === 'restored') {
+    // Before adopt: an app that already died makes adopt end stasis at once, and the daemon must be stopped then.
+    if (outcome.lazy !== undefined) dumps.followLazyRestore(outcome.lazy);
+    supervisor.adopt({ pid: outcome.pid, kind: 'restored' });
   }
   if (supervisor.appPid === null) {
     raisePidFloor(config.minPid, log);

@@ -4,7 +4,7 @@
  * otherwise the same main as src/main.ts runs. Bundled by scripts/build-sea.mjs; never run from dist/js.
  */
 import { getAsset, isSea } from 'node:sea';
-import { main } from './cli.js';
+import { main } from './entry.js';
 import { provideAddon } from './native/index.js';
 import { loadAddonFrom } from './native/unpack.js';
 

@@ -11,3 +11,6 @@ export interface CheckpointContext {
   readonly unprivileged: boolean;
   readonly argv: readonly string[];
 }
+
+/** What a restore needs: it runs beside `criu --version`, so without the probed criu. */
+export type RestoreContext = Omit<CheckpointContext, 'criu'>;

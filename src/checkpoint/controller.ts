@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import type { ControlResponse } from '../control.js';
 import { needsUnprivileged } from '../criu/caps.js';
-import { probeCriu } from '../criu/run.js';
+import { probeCriu, type CriuInfo } from '../criu/run.js';
 import type { Logger } from '../log.js';
 import type { CheckpointContext } from './context.js';
 import type { DumpOutcome } from './dump.js';
@@ -13,23 +13,45 @@ export type CheckpointState =
 
 /** Decides whether checkpoints can work here: a usable STASIS_DIR and criu >= 4. */
 export async function prepareCheckpoints(config: Config, argv: readonly string[], log: Logger): Promise<CheckpointState> {
-  if (config.dir === null) return { enabled: false, reason: 'STASIS_DIR is not set' };
-  let dir: string;
+  const criu = config.dir === null ? undefined : probeCriu(config.criu);
+  return settleCheckpoints(config, argv, log, await openCheckpointDir(config, log), criu);
+}
+
+export type OpenedDir = { readonly dir: string } | { readonly reason: string };
+
+/** STASIS_DIR made ready (created, checked, leftovers of an unfinished dump removed), or why it cannot be used. */
+export async function openCheckpointDir(config: Config, log: Logger): Promise<OpenedDir> {
+  if (config.dir === null) return { reason: 'STASIS_DIR is not set' };
   try {
-    dir = await openStore(config.dir);
+    return { dir: await openStore(config.dir) };
   } catch (error) {
     const reason = error instanceof StoreRefused ? error.message : `cannot use ${config.dir}: ${(error as Error).message}`;
     log.error({ dir: config.dir, reason }, 'checkpoints are off: checkpoint directory refused');
-    return { enabled: false, reason };
+    return { reason };
   }
-  const criu = await probeCriu(config.criu);
+}
+
+/**
+ * The checkpoint state once the directory is open and `criu --version` has answered.
+ * The probe runs beside the restore (it is not on the restore's critical path): a
+ * restore that fails while criu is unusable is no fault of the generation.
+ */
+export async function settleCheckpoints(
+  config: Config,
+  argv: readonly string[],
+  log: Logger,
+  opened: OpenedDir,
+  probe: Promise<CriuInfo | { error: string }> | undefined,
+): Promise<CheckpointState> {
+  if ('reason' in opened) return { enabled: false, reason: opened.reason };
+  const criu = await (probe ?? probeCriu(config.criu));
   if ('error' in criu) {
     log.error({ criu: config.criu, reason: criu.error }, 'checkpoints are off: no usable criu');
     return { enabled: false, reason: criu.error };
   }
   const unprivileged = needsUnprivileged();
-  log.info({ dir, criu: criu.path, criu_version: criu.version, unprivileged }, 'checkpoints on');
-  return { enabled: true, context: { config, dir, log, criu, unprivileged, argv } };
+  log.info({ dir: opened.dir, criu: criu.path, criu_version: criu.version, unprivileged }, 'checkpoints on');
+  return { enabled: true, context: { config, dir: opened.dir, log, criu, unprivileged, argv } };
 }
 
 /** Pure: the control socket's answer for a dump outcome. */

@@ -46,7 +46,8 @@ export class DumpCoordinator {
 
   constructor(
     private readonly supervisor: AppSupervisor,
-    private readonly checkpoints: CheckpointState,
+    /** A promise while criu's probe still runs (beside the restore); a request made meanwhile waits for it. */
+    private checkpoints: CheckpointState | Promise<CheckpointState>,
     private readonly log: Logger,
     options: CoordinatorOptions = {},
   ) {
@@ -60,6 +61,12 @@ export class DumpCoordinator {
   }
 
   request(request: DumpRequest): Promise<DumpOutcome> {
+    if (this.checkpoints instanceof Promise) {
+      return this.checkpoints.then((settled) => {
+        this.checkpoints = settled;
+        return this.request(request);
+      });
+    }
     if (!this.checkpoints.enabled) {
       this.log.error({ reason: this.checkpoints.reason }, 'dump requested but checkpoints are off');
       return Promise.resolve({ ok: false, error: `checkpoints are off: ${this.checkpoints.reason}`, criuErrors: [] });

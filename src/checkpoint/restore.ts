@@ -14,7 +14,7 @@ import type { PreservedEntry } from './files.js';
 import { systemPorts, type CheckpointPorts } from './ports.js';
 import { putBackFiles } from './preserve.js';
 import { describeFsFailure, imageSizes, judge, listGenerations, quarantine, type Generation } from './store.js';
-import type { CheckpointContext } from './context.js';
+import type { RestoreContext } from './context.js';
 
 export type RestoreOutcome =
   | Exclude<RestoreSummary, { kind: 'restored' }>
@@ -27,9 +27,16 @@ export type RestoreOutcome =
  * the next older one is tried, else the failure is returned at once. The outcome is
  * recorded in $STASIS_DIR/last-restore.json for `stasis status`.
  */
-export async function restoreNewest(context: CheckpointContext, ports: CheckpointPorts = systemPorts): Promise<RestoreOutcome> {
+export interface RestoreHooks {
+  /** Called as soon as the first `criu restore` has been spawned: setup that can wait goes after it. */
+  readonly criuStarted?: () => void;
+  /** Why criu cannot run here, if so (its probe runs beside the restore): then a failed restore is not the generation's fault. */
+  readonly criuProblem?: () => Promise<string | undefined>;
+}
+
+export async function restoreNewest(context: RestoreContext, ports: CheckpointPorts = systemPorts, hooks: RestoreHooks = {}): Promise<RestoreOutcome> {
   const started = performance.now();
-  const outcome = await tryGenerations(context, ports).catch(async (error: unknown): Promise<RestoreOutcome> => {
+  const outcome = await tryGenerations(context, ports, hooks).catch(async (error: unknown): Promise<RestoreOutcome> => {
     // e.g. a read-only or vanished volume: PID 1 must still start the app
     const reason = await describeFsFailure(context.dir, error);
     const exit = context.config.onRestoreFailure === 'exit';
@@ -43,7 +50,7 @@ export async function restoreNewest(context: CheckpointContext, ports: Checkpoin
   return outcome;
 }
 
-async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts): Promise<RestoreOutcome> {
+async function tryGenerations(context: RestoreContext, ports: CheckpointPorts, hooks: RestoreHooks): Promise<RestoreOutcome> {
   const { config, dir, log } = context;
   const expected = fingerprint(context.argv, config.appVersion);
   for (const generation of await listGenerations(dir)) {
@@ -75,7 +82,7 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
       if (config.onRestoreFailure === 'exit') return { kind: 'failed', generation: generation.generation, criuErrors: [UNGUARDED] };
       continue;
     }
-    const outcome = (await putBack(context, generation, verdict.metadata.files)) ?? (await restoreGeneration(context, generation, verdict.metadata.stdio, attempt, ports));
+    const outcome = (await putBack(context, generation, verdict.metadata.files)) ?? (await restoreGeneration(context, generation, verdict.metadata.stdio, attempt, ports, hooks));
     if (outcome.kind === 'restored') {
       // a lazy restore is finished only once every page is in: lazy.ts removes the record then
       if (outcome.lazy === undefined) {
@@ -85,6 +92,11 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
         });
       }
       return outcome;
+    }
+    if ((await hooks.criuProblem?.()) !== undefined) {
+      // no usable criu: checkpoints are off (the caller says why), the generation stays as it is
+      await rm(attempt, { force: true }).catch(() => undefined);
+      return { kind: 'none' };
     }
     const reason = explainCriuErrors(outcome.criuErrors, dir, { whoHas: commandOf });
     const where = await quarantine(dir, generation, `criu restore failed${reason ? `: ${reason}` : ''}:\n${outcome.criuErrors.join('\n')}`);
@@ -101,7 +113,7 @@ async function tryGenerations(context: CheckpointContext, ports: CheckpointPorts
  * The restores of a generation that started and never finished (one line each). A record
  * that exists but cannot be read counts as one: the guard must not go blind.
  */
-async function readUnfinished(attempt: string, log: CheckpointContext['log']): Promise<string[]> {
+async function readUnfinished(attempt: string, log: RestoreContext['log']): Promise<string[]> {
   try {
     return (await readFile(attempt, 'utf8')).split('\n').filter((line) => line !== '');
   } catch (error) {
@@ -125,7 +137,7 @@ const UNGUARDED = 'an earlier restore of this generation never finished, and thi
  * be fine; the next start with a writable volume tries it under the guard).
  */
 async function recordAttempt(
-  context: CheckpointContext,
+  context: RestoreContext,
   generation: Generation,
   attempt: string,
   unfinished: readonly string[],
@@ -159,7 +171,7 @@ function commandOf(pid: number): string | undefined {
  * Puts the files saved with the generation back where criu will look for them. A
  * damaged copy or a path that cannot be written fails this generation like criu would.
  */
-async function putBack(context: CheckpointContext, generation: Generation, files: readonly PreservedEntry[] | undefined): Promise<Extract<RestoreOutcome, { kind: 'failed' }> | undefined> {
+async function putBack(context: RestoreContext, generation: Generation, files: readonly PreservedEntry[] | undefined): Promise<Extract<RestoreOutcome, { kind: 'failed' }> | undefined> {
   if (files === undefined || files.length === 0) return undefined;
   try {
     const { written, kept, skipped } = await putBackFiles(generation.path, files);
@@ -172,11 +184,12 @@ async function putBack(context: CheckpointContext, generation: Generation, files
 }
 
 async function restoreGeneration(
-  context: CheckpointContext,
+  context: RestoreContext,
   generation: Generation,
   stdio: readonly { fd: number; inheritKey: string | null }[],
   attemptFile: string,
   ports: CheckpointPorts,
+  hooks: RestoreHooks,
 ): Promise<Exclude<RestoreOutcome, { kind: 'none' }>> {
   const { config, log } = context;
   const pidfile = join(generation.path, RESTORE_PIDFILE);
@@ -198,7 +211,9 @@ async function restoreGeneration(
   log.info({ generation: generation.generation, inherit_fds: inherit.map(({ fd, key }) => `fd[${fd}]:${key}`), lazy: daemon !== null }, 'restore started');
   const logPath = join(generation.path, RESTORE_LOG);
   const criuOptions = { stdio: 'inherit', logPath, timeoutMs: config.criuTimeout } as const;
-  let run = await ports.runCriu(config.criu, args(daemon !== null), criuOptions);
+  const first = ports.runCriu(config.criu, args(daemon !== null), criuOptions);
+  hooks.criuStarted?.();
+  let run = await first;
   if (!run.ok && daemon !== null) {
     // criu killed the half-restored tree; the same images may still restore eagerly
     daemon.kill();
@@ -237,7 +252,7 @@ async function restoreGeneration(
  * STASIS_LAZY: the probe and the daemon start side by side (each is a criu start);
  * null, with a log line saying why, when the restore must be eager.
  */
-async function startLazy(context: CheckpointContext, generation: Generation, ports: CheckpointPorts): Promise<LazyDaemon | null> {
+async function startLazy(context: RestoreContext, generation: Generation, ports: CheckpointPorts): Promise<LazyDaemon | null> {
   const { config, log } = context;
   const [support, daemon] = await Promise.all([
     ports.probeLazy(config.criu, context.unprivileged),
@@ -262,7 +277,7 @@ async function startLazy(context: CheckpointContext, generation: Generation, por
  * restored root is stasis's child) must not run on beside the next attempt or a fresh
  * start. Only stasis's own helpers (libuv's children, e.g. a lazy-pages daemon) stay.
  */
-function killHalfRestored(log: CheckpointContext['log'], ports: CheckpointPorts): void {
+function killHalfRestored(log: RestoreContext['log'], ports: CheckpointPorts): void {
   const helpers = new Set(libuvChildren());
   const restored = descendantsOf(process.pid, ports.processTable())
     .filter((entry) => !helpers.has(entry.pid) && !helpers.has(entry.ppid))

@@ -95,11 +95,14 @@ async function sealFiles(dir: string): Promise<number> {
 
 /** Size of every regular file in `dir`, by name: the manifest stasis.json records and restore checks. */
 export async function imageSizes(dir: string): Promise<Record<string, number>> {
+  // side by side: on the restore's critical path, one thread-pool round trip instead of one per image
+  const names = (await readdir(dir)).sort();
+  const infos = await Promise.all(names.map((name) => lstat(join(dir, name))));
   const sizes: Record<string, number> = {};
-  for (const name of (await readdir(dir)).sort()) {
-    const info = await lstat(join(dir, name));
-    if (info.isFile()) sizes[name] = info.size;
-  }
+  names.forEach((name, i) => {
+    const info = infos[i];
+    if (info?.isFile() === true) sizes[name] = info.size;
+  });
   return sizes;
 }
 

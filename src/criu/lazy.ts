@@ -6,16 +6,15 @@ import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { awaitOwned, ownByLibuv, releaseFromLibuv } from '../children.js';
+import { ownByLibuv, releaseFromLibuv } from '../children.js';
 import { LAZY_PAGES_LOG, LAZY_PAGES_SOCKET, lazyPagesArgs, lazyProbeArgs } from './args.js';
+import { execFile } from './exec.js';
 import { criuErrors, judgeLazyProbe, type LazySupport } from './log.js';
 
 /** `criu check --feature uffd-noncoop` (with --unprivileged when criu runs so). */
 export async function probeLazy(criu: string, unprivileged: boolean): Promise<LazySupport> {
-  const subprocess = execa(criu, lazyProbeArgs(unprivileged), { reject: false, cleanup: false, all: true, stdin: 'ignore', timeout: 30_000 });
-  const result = await awaitOwned(subprocess);
-  return judgeLazyProbe({ exitCode: result.exitCode, output: String(result.all ?? result.shortMessage ?? '') });
+  const result = await execFile(criu, lazyProbeArgs(unprivileged), { stdio: 'capture', timeoutMs: 30_000 });
+  return judgeLazyProbe({ exitCode: result.exitCode, output: result.output === '' ? result.shortMessage : result.output });
 }
 
 export interface DaemonExit {

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { execa } from 'execa';
-import { awaitOwned } from '../children.js';
 import { formatDuration } from '../duration.js';
+import { execFile } from './exec.js';
 import { criuErrors, parseCriuVersion } from './log.js';
 
 export interface CriuRun {
@@ -26,15 +25,7 @@ export interface RunCriuOptions {
 /** Runs criu without a shell; its PID stays libuv's so the native reaper leaves it alone. */
 export async function runCriu(criu: string, args: readonly string[], options: RunCriuOptions): Promise<CriuRun> {
   const started = performance.now();
-  const subprocess = execa(criu, args, {
-    reject: false,
-    cleanup: false,
-    stdin: options.stdio,
-    stdout: options.stdio === 'inherit' ? 'inherit' : 'pipe',
-    stderr: options.stdio === 'inherit' ? 'inherit' : 'pipe',
-    ...(options.timeoutMs === null ? {} : { timeout: options.timeoutMs, killSignal: 'SIGKILL' as const }),
-  });
-  const result = await awaitOwned(subprocess);
+  const result = await execFile(criu, args, { stdio: options.stdio === 'inherit' ? 'inherit' : 'capture', timeoutMs: options.timeoutMs });
   const durationMs = Math.round(performance.now() - started);
   if (result.exitCode === 0) return { ok: true, exitCode: 0, durationMs, errors: [] };
   let errors: string[];
@@ -45,9 +36,8 @@ export async function runCriu(criu: string, args: readonly string[], options: Ru
     errors = [`cannot run ${criu}: ${result.shortMessage}`];
   } else {
     const log = await readFile(options.logPath, 'utf8').catch(() => '');
-    const output = `${String(result.stdout ?? '')}\n${String(result.stderr ?? '')}`;
     errors = criuErrors(log);
-    if (errors.length === 0) errors = criuErrors(output);
+    if (errors.length === 0) errors = criuErrors(result.output);
     if (errors.length === 0) errors = [`criu exited with code ${result.exitCode}; see ${options.logPath}`];
   }
   return { ok: false, exitCode: result.exitCode, durationMs, errors, timedOut: result.timedOut };
@@ -60,11 +50,10 @@ export interface CriuInfo {
 
 /** `criu --version`: the version when criu runs and is >= 4, else why checkpoints cannot work. */
 export async function probeCriu(criu: string): Promise<CriuInfo | { error: string }> {
-  const subprocess = execa(criu, ['--version'], { reject: false, cleanup: false, stdin: 'ignore', timeout: 10_000 });
-  const result = await awaitOwned(subprocess);
+  const result = await execFile(criu, ['--version'], { stdio: 'capture', timeoutMs: 10_000 });
   if (result.exitCode !== 0) return { error: `cannot run criu (${criu}): ${result.shortMessage}` };
-  const version = parseCriuVersion(String(result.stdout));
-  if (!version) return { error: `cannot read the version of ${criu}: ${String(result.stdout).slice(0, 200)}` };
+  const version = parseCriuVersion(result.output);
+  if (!version) return { error: `cannot read the version of ${criu}: ${result.output.slice(0, 200)}` };
   if (version[0] < 4) {
     return { error: `${criu} is version ${version.join('.')}; stasis needs criu 4 or newer (3.x fails on current kernels)` };
   }

@@ -32,6 +32,34 @@ export function readProcTable(): ProcEntry[] {
   return entries;
 }
 
+/**
+ * `root` and the processes below it, found through /proc/PID/task/TID/children
+ * (what the native reaper reads too) instead of a scan of all of /proc: PID 1's
+ * exit path reads this twice, and outside a PID namespace /proc holds the host's
+ * every process.
+ */
+export function readProcTree(root: number): ProcEntry[] {
+  const entries: ProcEntry[] = [];
+  const seen = new Set<number>();
+  for (const queue = [root]; queue.length > 0; ) {
+    const pid = queue.pop() as number;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    try {
+      const entry = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      if (entry) entries.push(entry);
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ')) {
+          if (child.trim() !== '') queue.push(Number(child));
+        }
+      }
+    } catch {
+      // gone while we looked
+    }
+  }
+  return entries;
+}
+
 /** Pure: every process below `root` in the parent tree, zombies included. */
 export function descendantsOf(root: number, table: readonly ProcEntry[]): ProcEntry[] {
   const children = new Map<number, ProcEntry[]>();

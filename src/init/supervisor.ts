@@ -9,7 +9,7 @@ import { native, type ReapedChild } from '../native/index.js';
 import { FORWARDED_SIGNALS, signalName } from '../signals.js';
 import { identifyFd, passStdin } from '../stdio.js';
 import { finalExitCode, rewriteSignal, spawnFailureCode, type ExitStatus } from './exit.js';
-import { descendantsOf, isAlive, readProcTable, signalEach, type Kill, type ProcEntry } from './processes.js';
+import { descendantsOf, isAlive, readProcTree, signalEach, type Kill, type ProcEntry } from './processes.js';
 
 export interface AppHandle {
   readonly pid: number;
@@ -19,25 +19,27 @@ export interface AppHandle {
 
 /** What the supervisor does to the system; tests pass fakes. */
 export interface SupervisorPorts {
-  /** Closes inherited fds above 2 and, when asked, makes this process a child subreaper. */
+  /** Names the process `stasis` (ps, top), closes inherited fds above 2 and, when asked, makes it a child subreaper. */
   readonly prepare: (subreaper: boolean) => void;
   readonly onSignal: (signal: NodeJS.Signals, handler: () => void) => void;
   readonly kill: Kill;
   /** waitpid(WNOHANG) every child but `skip` (libuv's own). */
   readonly reap: (skip: readonly number[]) => ReapedChild[];
+  /** This process and every process below it (enough for descendantsOf(process.pid)). */
   readonly processTable: () => ProcEntry[];
   readonly exit: (code: number) => never;
 }
 
 export const systemPorts: SupervisorPorts = {
   prepare: (subreaper) => {
+    native().setName('stasis');
     native().cloexecFrom3();
     if (process.pid !== 1 && subreaper) native().setChildSubreaper();
   },
   onSignal: (signal, handler) => void process.on(signal, handler),
   kill: (pid, signal) => process.kill(pid, signal),
   reap: (skip) => native().reap(skip),
-  processTable: readProcTable,
+  processTable: () => readProcTree(process.pid),
   exit: (code) => process.exit(code),
 };
 

@@ -13,6 +13,8 @@ export interface NativeAddon {
   setChildSubreaper(): void;
   isChildSubreaper(): boolean;
   cloexecFrom3(): void;
+  /** prctl(PR_SET_NAME): the calling thread's name, /proc/PID/comm for the main thread (at most 15 bytes are kept). */
+  setName(name: string): void;
   /** waitpid(WNOHANG) every child that is not in `exclude`; returns the ones reaped. */
   reap(exclude: readonly number[]): ReapedChild[];
   /** Moves the PID counter past floor - 1 by forking children that exit at once ('none': it was there already). */

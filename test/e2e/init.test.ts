@@ -366,12 +366,13 @@ describe.concurrent('stasis as PID 1 of a PID namespace', () => {
     expect(result.stdout).toBe('adopted 100\nzombies 0\n');
   });
 
-  test('is PID 1 and the app is its child', async ({ expect }) => {
-    const result = await runStasis({ namespace: true, env: QUIET, args: sh('echo "$PPID"; tr "\\0" " " < /proc/1/cmdline') });
+  test('is PID 1 named stasis (/proc/1/comm, what ps and top show) and the app is its child', async ({ expect }) => {
+    const result = await runStasis({ namespace: true, env: QUIET, args: sh('echo "$PPID"; tr "\\0" " " < /proc/1/cmdline; echo; cat /proc/1/comm') });
     expect(result.code, show(result)).toBe(0);
-    const [ppid, cmdline] = result.stdout.split('\n');
+    const [ppid, cmdline, comm] = result.stdout.split('\n');
     expect(ppid).toBe('1');
     expect(cmdline).toMatch(/main\.js -- sh -c|stasis -- sh -c/);
+    expect(comm).toBe('stasis');
   });
 });
 

@@ -15,7 +15,7 @@ const committed = (generation: number, mode: 'continue' | 'exit'): DumpOutcome =
 const failed: DumpOutcome = { ok: false, error: 'criu said no', criuErrors: ['Error (criu/cr-dump.c:1): no'] };
 
 /** A coordinator on a real Supervisor whose system calls are fakes, and a dump that ends when the test says. */
-function setup(options: { appWaitMs?: number; env?: Record<string, string> } = {}) {
+function setup(options: { appWaitMs?: number; env?: Record<string, string>; state?: (settled: CheckpointState) => CheckpointState | Promise<CheckpointState> } = {}) {
   const captured = captureLog();
   const config = loadConfig({ STASIS_DIR: '/checkpoints', ...options.env });
   const system = fakeSystem();
@@ -29,7 +29,7 @@ function setup(options: { appWaitMs?: number; env?: Record<string, string> } = {
     dumps.push({ pid, request, result });
     return result.promise;
   };
-  const coordinator = new DumpCoordinator(supervisor, checkpoints, captured.log, { dump, appWaitMs: options.appWaitMs ?? 60_000 });
+  const coordinator = new DumpCoordinator(supervisor, options.state?.(checkpoints) ?? checkpoints, captured.log, { dump, appWaitMs: options.appWaitMs ?? 60_000 });
   const adopt = (): void => supervisor.adopt({ pid: APP, kind: 'restored' });
   return { captured, system, supervisor, coordinator, dumps, adopt };
 }
@@ -79,6 +79,23 @@ describe('DumpCoordinator: one dump at a time', () => {
     expect(await request).toMatchObject({ ok: false, error: 'dump failed: EIO' });
     expect(coordinator.state.kind).toBe('idle');
     expect(captured.named('dump failed; the app keeps running')).toHaveLength(1);
+  });
+
+  test('requests made while the criu probe still runs wait for it, then the first dumps and the second joins', async () => {
+    const probe = deferred<CheckpointState>();
+    let settled: CheckpointState | undefined;
+    const { coordinator, dumps, adopt } = setup({ state: (state) => ((settled = state), probe.promise) });
+    adopt();
+    const first = coordinator.request({ mode: 'continue', reason: 'signal' });
+    const second = coordinator.request({ mode: 'continue', reason: 'control socket' });
+    await settle();
+    expect(dumps).toHaveLength(0);
+    probe.resolve(settled as CheckpointState);
+    await settle();
+    expect(dumps).toHaveLength(1);
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    expect(await first).toEqual(committed(1, 'continue'));
+    expect(await second).toEqual(committed(1, 'continue'));
   });
 
   test('with checkpoints off a request is answered with the reason', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { descendantsOf, isAlive, parseStat, readProcTable, signalEach, type ProcEntry } from '../../src/init/processes.js';
+import { spawn } from 'node:child_process';
+import { descendantsOf, isAlive, parseStat, readProcTable, readProcTree, signalEach, type ProcEntry } from '../../src/init/processes.js';
 
 describe('parseStat', () => {
   test('a normal line', () => {
@@ -64,5 +65,25 @@ describe('signalEach', () => {
     };
     expect(signalEach([1, 2, 3, 4], 'SIGTERM', kill)).toEqual([{ pid: 3, error: 'kill EPERM' }]);
     expect(sent).toEqual([1, 4]);
+  });
+});
+
+describe('readProcTree', () => {
+  test('holds the same descendants as a scan of all of /proc', async () => {
+    // a child with a grandchild; both sleep until killed
+    const child = spawn('sh', ['-c', 'sleep 60 & echo started; wait'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      const pids = (table: ProcEntry[]): number[] => descendantsOf(process.pid, table).map((entry) => entry.pid).sort();
+      const tree = readProcTree(process.pid);
+      expect(tree.map((entry) => entry.pid)).toContain(process.pid);
+      expect(pids(tree)).toEqual(pids(readProcTable()));
+      expect(pids(tree)).toContain(child.pid);
+      expect(descendantsOf(child.pid as number, tree)).toHaveLength(1);
+    } finally {
+      const grandchildren = descendantsOf(child.pid as number, readProcTable());
+      child.kill('SIGKILL');
+      for (const entry of grandchildren) process.kill(entry.pid, 'SIGKILL');
+    }
   });
 });

@@ -65,6 +65,35 @@ describe('restoreNewest', () => {
     expect(lastRestore()).toMatchObject({ outcome: 'failed', generation: 2 });
   });
 
+  test('a restore that fails while the criu probe says criu cannot run: no quarantine, no attempt left, checkpoints off decide', async () => {
+    const { criu, context, attempt, quarantined } = await setup(2, { STASIS_ON_RESTORE_FAILURE: 'exit' });
+    criu.behave = fail(['cannot run criu: spawn /nope ENOENT']);
+    const started: string[] = [];
+    const hooks = { criuStarted: () => void started.push('criu'), criuProblem: async () => 'cannot run criu (/nope): spawn /nope ENOENT' };
+    expect(await restoreNewest(context, criu.ports, hooks)).toEqual({ kind: 'none' });
+    expect(started).toEqual(['criu']);
+    expect(quarantined()).toEqual([]);
+    expect(existsSync(attempt(2))).toBe(false);
+  });
+
+  test('criuStarted is called once criu runs, before the restore has finished', async () => {
+    const { criu, context } = await setup(1);
+    const running = deferred<void>();
+    const order: string[] = [];
+    const behave = criu.behave;
+    criu.behave = async (call) => {
+      order.push('criu spawned');
+      await running.promise;
+      return behave(call);
+    };
+    const hooked = deferred<void>();
+    const restoring = restoreNewest(context, criu.ports, { criuStarted: () => (order.push('started hook'), hooked.resolve()) });
+    await hooked.promise;
+    expect(order).toEqual(['criu spawned', 'started hook']);
+    running.resolve();
+    expect(await restoring).toMatchObject({ kind: 'restored', generation: 1 });
+  });
+
   test('criu killed after STASIS_CRIU_TIMEOUT: what it had restored is killed, but not stasis\'s own helpers', async () => {
     const { criu, context } = await setup(1);
     criu.behave = fail(['criu did not finish within 2s (STASIS_CRIU_TIMEOUT) and was killed'], { timedOut: true });
