@@ -16,6 +16,7 @@ npm run typecheck # src, test and bench
 scripts/install-criu.sh >/dev/null
 CRIU_DEBIAN_SUITE=sid CRIU_CACHE=.cache/criu-sid CRIU_MIN_VERSION=4.2 scripts/install-criu.sh >/dev/null
 scripts/setup-runc.sh
+scripts/setup-s3.sh # Ceph (mon, osd, radosgw) for the object-storage tests
 export PATH="$PWD/node_modules/.bin:$PATH" # node and vitest: the pinned Node 26
 vitest run --project unit --project e2e "$@"
 # runc.test.ts always runs dist/stasis inside its container; no need to repeat it.
