@@ -37,6 +37,7 @@ export async function run(config: Config, command: readonly string[], log: Logge
   );
   if (control) supervisor.onExit(() => control.close());
   if (checkpoints.enabled) {
+    await checkpoints.context.store?.fetchForRestore(checkpoints.context.dir, checkpoints.context.argv);
     const outcome = await restoreNewest(checkpoints.context);
     if (outcome.kind === 'failed') {
       await supervisor.finish(EXIT.restoreFailed);

@@ -5,6 +5,7 @@ import { probeCriu } from '../criu/run.js';
 import type { Logger } from '../log.js';
 import type { CheckpointContext } from './context.js';
 import type { DumpOutcome } from './dump.js';
+import type { ObjectStore } from '../store/open.js';
 import { openStore, StoreRefused } from './store.js';
 
 export type CheckpointState =
@@ -28,8 +29,19 @@ export async function prepareCheckpoints(config: Config, argv: readonly string[]
     return { enabled: false, reason: criu.error };
   }
   const unprivileged = needsUnprivileged();
+  let store: ObjectStore | undefined;
+  if (config.store !== null) {
+    try {
+      // loaded only with a store configured: the AWS SDK is most of the bundle
+      store = await (await import('../store/open.js')).openObjectStore(config, log);
+    } catch (error) {
+      const reason = (error as Error).message;
+      log.error({ reason }, 'checkpoints are off: the object store cannot be used');
+      return { enabled: false, reason };
+    }
+  }
   log.info({ dir, criu: criu.path, criu_version: criu.version, unprivileged }, 'checkpoints on');
-  return { enabled: true, context: { config, dir, log, criu, unprivileged, argv } };
+  return { enabled: true, context: { config, dir, log, criu, unprivileged, argv, ...(store === undefined ? {} : { store }) } };
 }
 
 /** Pure: the control socket's answer for a dump outcome. */
@@ -43,5 +55,8 @@ export function toResponse(outcome: DumpOutcome): ControlResponse {
     duration_ms: outcome.durationMs,
     ...(frozen === undefined ? {} : { frozen_ms: Math.round(frozen / 1000) }),
     mode: outcome.mode,
+    ...(outcome.remote === undefined
+      ? {}
+      : { remote: { id: outcome.remote.id, key: outcome.remote.key, compressed_bytes: outcome.remote.storedBytes, upload_ms: outcome.remote.uploadMs } }),
   };
 }

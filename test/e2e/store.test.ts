@@ -1,0 +1,121 @@
+/**
+ * Checkpoints in S3-compatible object storage (STASIS_STORE), against a real Ceph RADOS
+ * Gateway this file starts (test/helpers/s3.ts): containers whose STASIS_DIRs are
+ * different and empty migrate through the store.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { counts, type Container } from '../helpers/container.js';
+import { useLab } from '../helpers/lab.js';
+import { useS3 } from '../helpers/s3.js';
+import { fixture, poll, stasisCheckpoint } from '../helpers/stasis.js';
+
+const BUCKET = 'stasis-e2e';
+const COUNTER = [fixture('counter.sh')];
+const s3 = useS3();
+const lab = useLab('stasis-store-');
+const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
+
+beforeAll(async () => {
+  await s3.createBucket(BUCKET);
+});
+
+/** A container with its own empty STASIS_DIR, storing to s3://BUCKET/PREFIX. */
+function container(prefix: string, env: Record<string, string> = {}): Container {
+  return lab.container(COUNTER, { ...s3.env(), STASIS_DIR: join(lab.tempDir(), 'staging'), STASIS_STORE: `s3://${BUCKET}/${prefix}`, ...env });
+}
+
+function expectContinuation(previous: readonly number[], next: readonly number[]): void {
+  expect(next.length).toBeGreaterThan(0);
+  expect(next[0]).toBe((previous.at(-1) ?? 0) + 1);
+  next.forEach((n, i) => expect(n).toBe((next[0] ?? 0) + i));
+}
+
+/** Runs the counter in a fresh container until `minTicks`, dumps it in exit mode; what it printed and logged. */
+async function dumpToStore(prefix: string, env: Record<string, string> = {}, minTicks = 5) {
+  const c = container(prefix, env);
+  await c.waitForStdout((lines) => ticks(lines).length >= minTicks, `${minTicks} ticks`);
+  await c.signal('SIGUSR2');
+  const result = await c.finished();
+  expect(result.code, result.raw).toBe(0);
+  return result;
+}
+
+const generationsIn = (keys: readonly string[], prefix: string): string[] =>
+  [...new Set(keys.map((key) => key.slice(prefix.length + 1).split('/')[0] ?? '').filter((name) => name.startsWith('gen-')))].sort();
+
+describe('migration through the object store', () => {
+  test('exit-mode dump uploads zstd objects and a manifest; a container with another, empty STASIS_DIR restores it and continues', async () => {
+    const prefix = 'migrate';
+    const first = await dumpToStore(prefix);
+    const uploaded = first.events.find((event) => event.msg === 'checkpoint uploaded');
+    expect(uploaded, first.raw).toBeDefined();
+    expect(uploaded?.bytes).toBeGreaterThan(0);
+    expect(uploaded?.compressed_bytes).toBeGreaterThan(0);
+    expect(uploaded?.compressed_bytes as number).toBeLessThan(uploaded?.bytes as number);
+    expect(typeof uploaded?.upload_ms).toBe('number');
+    // the app ended only after the upload: the upload is logged before stasis's exit
+    const keys = await s3.keys(BUCKET, `${prefix}/`);
+    const [id] = generationsIn(keys, prefix);
+    expect(id).toMatch(/^gen-000001-[0-9a-f]{8}$/);
+    expect(keys).toContain(`${prefix}/${id}/manifest.json`);
+    expect(keys).toContain(`${prefix}/${id}/stasis.json.zst`);
+    expect((await s3.getText(BUCKET, `${prefix}/current`)).trim()).toBe(id);
+    const manifest = JSON.parse(await s3.getText(BUCKET, `${prefix}/${id}/manifest.json`));
+    expect(manifest.compression).toBe('zstd');
+    for (const file of manifest.files) expect(file.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const second = container(prefix);
+    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks in container 2');
+    const downloaded = await second.waitForEvent('checkpoint downloaded from the object store');
+    expect(downloaded.bytes).toBe(manifest.bytes);
+    expect(downloaded.compressed_bytes).toBe(manifest.storedBytes);
+    expect(typeof downloaded.download_ms).toBe('number');
+    expect((await second.waitForEvent('restored')).generation).toBe(1);
+    expect(second.event('app started')).toBeUndefined();
+    await second.signal('SIGUSR2');
+    const secondResult = await second.finished();
+    expect(secondResult.code, secondResult.raw).toBe(0);
+    expectContinuation(ticks(first.stdout), ticks(secondResult.stdout));
+    expect(generationsIn(await s3.keys(BUCKET, `${prefix}/`), prefix).map((name) => name.slice(0, 10))).toEqual(['gen-000001', 'gen-000002']);
+
+    const third = container(prefix);
+    await third.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks in container 3');
+    expect((await third.waitForEvent('restored')).generation).toBe(2);
+    await third.signal('SIGTERM');
+    const thirdResult = await third.finished();
+    expect(thirdResult.code).toBe(143);
+    expectContinuation(ticks(secondResult.stdout), ticks(thirdResult.stdout));
+  });
+
+  test('continue mode: `stasis checkpoint` answers after the upload, the app runs on, a new dump waits for the upload, STASIS_KEEP prunes remotely', async () => {
+    const prefix = 'continue';
+    const socket = join(lab.tempDir(), 'control.sock');
+    const c = container(prefix, { STASIS_AFTER_DUMP: 'continue', STASIS_KEEP: '2', STASIS_SOCKET: socket, STASIS_COMPRESS: 'none' });
+    await c.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks');
+    await poll('the control socket', () => (existsSync(socket) ? true : undefined), 15_000);
+    for (let i = 1; i <= 3; i++) {
+      const answer = await stasisCheckpoint(['--socket', socket]);
+      expect(answer.code, answer.stderr).toBe(0);
+      expect(answer.stdout).toMatch(new RegExp(`generation ${i}, .*; uploaded as ${prefix}/gen-00000${i}-[0-9a-f]{8} \\(`));
+    }
+    // a signal and the socket at once: the second dump starts only after the first upload
+    await c.signal('SIGUSR2');
+    const fourth = await stasisCheckpoint(['--socket', socket]);
+    expect(fourth.code, fourth.stderr).toBe(0);
+    const order = c
+      .events()
+      .filter((event) => ['dump started', 'checkpoint uploaded'].includes(event.msg))
+      .map((event) => event.msg);
+    for (let i = 0; i + 1 < order.length; i += 2) expect(order.slice(i, i + 2)).toEqual(['dump started', 'checkpoint uploaded']);
+    const before = ticks(c.stdout()).at(-1) ?? 0;
+    await c.waitForStdout((lines) => (ticks(lines).at(-1) ?? 0) >= before + 3, 'ticks after the dumps');
+    const remaining = generationsIn(await s3.keys(BUCKET, `${prefix}/`), prefix);
+    expect(remaining).toHaveLength(2);
+    const manifest = JSON.parse(await s3.getText(BUCKET, `${prefix}/${remaining[1]}/manifest.json`));
+    expect(manifest.compression).toBe('none');
+    await c.signal('SIGTERM');
+    expect((await c.finished()).code).toBe(143);
+  });
+});
