@@ -12,5 +12,5 @@ export interface CheckpointContext {
   readonly unprivileged: boolean;
   readonly argv: readonly string[];
   /** STASIS_STORE: generations are also uploaded there, and downloaded when STASIS_DIR has none */
-  readonly store?: ObjectStore;
+  readonly store?: Pick<ObjectStore, 'publish' | 'fetchForRestore'>;
 }
