@@ -62,7 +62,7 @@ export async function openObjectStore(config: Config, log: Logger, env: Readonly
     template,
     async publish(local) {
       try {
-        const published = await publishGeneration(store, local, config.keep);
+        const published = await publishGeneration(store, local, config.keep, log);
         log.info(
           {
             generation: local.generation,

@@ -7,6 +7,7 @@ import { eachLimit } from './limit.js';
 import { keyOf } from './location.js';
 import { CURRENT, generationId, generationsIn, MANIFEST, MANIFEST_FORMAT, objectName, remoteToPrune, type RemoteFile, type RemoteManifest } from './manifest.js';
 import type { StoreTarget } from './target.js';
+import type { Logger } from '../log.js';
 
 /** Objects uploaded at a time (each with its own parts in flight). */
 const FILES_IN_FLIGHT = 3;
@@ -28,7 +29,12 @@ export interface Published {
  * then `current`, then the prune to `keep`. Until the manifest is written nothing of it
  * is ever restored; a failure removes what was uploaded (best effort) and throws.
  */
-export async function publishGeneration(target: StoreTarget, local: { readonly generation: number; readonly path: string }, keep: number): Promise<Published> {
+export async function publishGeneration(
+  target: StoreTarget,
+  local: { readonly generation: number; readonly path: string },
+  keep: number,
+  log: Logger,
+): Promise<Published> {
   const started = performance.now();
   const { bucket, location } = target;
   const metadata = JSON.parse(await readFile(join(local.path, METADATA_FILE), 'utf8')) as { fingerprint: string };
@@ -38,9 +44,11 @@ export async function publishGeneration(target: StoreTarget, local: { readonly g
   const id = generationId(generation, target.writer);
   const key = (...parts: string[]): string => keyOf(location, id, ...parts);
   const coding = target.coding;
+  const localFiles = await generationFiles(local.path);
+  log.info({ generation: local.generation, remote: id, objects: localFiles.length, bytes: localFiles.reduce((sum, file) => sum + file.size, 0) }, 'upload started');
   let files: RemoteFile[];
   try {
-    files = await eachLimit(await generationFiles(local.path), FILES_IN_FLIGHT, async (file) => {
+    files = await eachLimit(localFiles, FILES_IN_FLIGHT, async (file) => {
       const object = objectName(file.path, coding.compression, coding.key === null ? 'none' : 'aes-256-gcm');
       const measured = await uploadFile(bucket, key(object), join(local.path, file.path), coding);
       return { path: file.path, object, ...measured };

@@ -4,6 +4,7 @@
  * different and empty migrate through the store.
  */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { counts, type Container } from '../helpers/container.js';
@@ -117,5 +118,36 @@ describe('migration through the object store', () => {
     expect(manifest.compression).toBe('none');
     await c.signal('SIGTERM');
     expect((await c.finished()).code).toBe(143);
+  });
+});
+
+describe('template: checkpoint once, restore many', () => {
+  test('three replicas with empty STASIS_DIRs and empty own prefixes start from one warm template checkpoint; their dumps go to their own prefixes', async () => {
+    const template = 'template/warm';
+    const warm = await dumpToStore(template, {}, 8);
+    const warmKeys = await s3.keys(BUCKET, `${template}/`);
+    const replicas = [1, 2, 3].map((n) =>
+      container(`replicas/{hostname}/r${n}`, { STASIS_STORE_TEMPLATE: `s3://${BUCKET}/${template}` }),
+    );
+    await Promise.all(replicas.map((c) => c.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks of a replica')));
+    for (const replica of replicas) {
+      const fetched = replica.event('checkpoint downloaded from the object store');
+      expect(fetched?.store, replica.events().map((e) => e.msg).join(',')).toBe(`s3://${BUCKET}/${template}`);
+      expect(replica.event('restored')?.generation).toBe(1);
+      expect(replica.event('app started')).toBeUndefined();
+      // warm: each continues where the template's app stopped, none counted from 1
+      expectContinuation(ticks(warm.stdout), ticks(replica.stdout()));
+    }
+    await Promise.all(replicas.map((c) => c.signal('SIGUSR2')));
+    const results = await Promise.all(replicas.map((c) => c.finished()));
+    for (const [i, result] of results.entries()) {
+      expect(result.code, result.raw).toBe(0);
+      const own = `replicas/${hostname()}/r${i + 1}`;
+      const uploaded = result.events.find((event) => event.msg === 'checkpoint uploaded');
+      expect(uploaded?.store).toBe(`s3://${BUCKET}/${own}`);
+      expect(generationsIn(await s3.keys(BUCKET, `${own}/`), own).map((id) => id.slice(0, 10))).toEqual(['gen-000002']);
+    }
+    // read-only: the template holds exactly what it held
+    expect(await s3.keys(BUCKET, `${template}/`)).toEqual(warmKeys);
   });
 });

@@ -5,7 +5,7 @@
  * failed or the start itself failed half-way.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,8 @@ export interface S3Server {
   getBytes(bucket: string, key: string): Promise<Buffer>;
   put(bucket: string, key: string, body: Buffer | string): Promise<void>;
   deleteAll(bucket: string, prefix: string): Promise<void>;
+  /** SIGSTOP the gateway: requests reach it and get no answer, until it is killed. */
+  pauseGateway(): void;
   /** SIGKILL the gateway (mon and osd stay): the server dies in the middle of whatever it does. */
   killGateway(): Promise<void>;
   startGateway(): Promise<void>;
@@ -109,6 +111,9 @@ export function useS3(): S3Server {
     async deleteAll(bucket, prefix) {
       const keys = await server.keys(bucket, prefix);
       if (keys.length > 0) await s3().send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+    },
+    pauseGateway() {
+      process.kill(Number(readFileSync(join(dir, 'run/client.rgw.a.pid'), 'utf8').trim()), 'SIGSTOP');
     },
     async killGateway() {
       await run(SCRIPT, ['gateway-kill', dir], { timeout: 30_000 });
