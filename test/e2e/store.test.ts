@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { counts, type Container } from '../helpers/container.js';
 import { useLab } from '../helpers/lab.js';
 import { useS3 } from '../helpers/s3.js';
-import { fixture, poll, stasisCheckpoint } from '../helpers/stasis.js';
+import { fixture, poll, runStasis, stasisCheckpoint } from '../helpers/stasis.js';
 
 const BUCKET = 'stasis-e2e';
 const COUNTER = [fixture('counter.sh')];
@@ -114,6 +114,12 @@ describe('migration through the object store', () => {
     await c.waitForStdout((lines) => (ticks(lines).at(-1) ?? 0) >= before + 3, 'ticks after the dumps');
     const remaining = generationsIn(await s3.keys(BUCKET, `${prefix}/`), prefix);
     expect(remaining).toHaveLength(2);
+    // `stasis status` lists the remote generations too (here from another, empty STASIS_DIR)
+    const status = await runStasis({ args: ['status'], env: { ...s3.env(), STASIS_DIR: join(lab.tempDir(), 'other'), STASIS_STORE: `s3://${BUCKET}/${prefix}` }, namespace: false });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`Object store: s3://${BUCKET}/${prefix} at ${s3.endpoint}`);
+    expect(status.stdout).toMatch(new RegExp(`\\* +${remaining[1]} .* committed`));
+    expect(status.stdout).toMatch(new RegExp(` ${remaining[0]} .* committed`));
     const manifest = JSON.parse(await s3.getText(BUCKET, `${prefix}/${remaining[1]}/manifest.json`));
     expect(manifest.compression).toBe('none');
     await c.signal('SIGTERM');
