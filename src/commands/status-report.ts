@@ -267,31 +267,28 @@ function formatLocal(report: StatusReport, now: Date): string[] {
   return out;
 }
 
+function generationLines(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  return rows.length === 0 ? ['Generations: none'] : ['Generations (newest first, * = current):', indent(formatTable(header, rows))];
+}
+
 /** Pure: the lines of one object store's part of `stasis status`. */
 export function formatRemote(store: RemoteStatus, now: Date): string[] {
   const out = [`${store.template ? 'Template store (read-only)' : 'Object store'}: ${store.url} at ${store.endpoint}`];
   if (store.error !== null) return [...out, `  cannot be read: ${store.error}`];
   if (!store.template) out.push(`Current: ${store.current ?? '(none)'}`);
-  if (store.generations.length === 0) {
-    out.push('Generations: none');
-  } else {
-    out.push('Generations (newest first, * = current):');
-    out.push(
-      indent(
-        formatTable(
-          ['', 'GENERATION', 'UPLOADED', 'STORED', 'OBJECTS', 'STATE'],
-          store.generations.map((g) => [
-            g.id === store.current ? '*' : '',
-            g.id,
-            `${formatTime(g.modified)} (${formatAge(g.modified, now)})`,
-            formatBytes(g.storedBytes),
-            String(g.objects),
-            g.committed ? 'committed' : 'no manifest: uploading, or a failed upload (never restored)',
-          ]),
-        ),
-      ),
-    );
-  }
+  out.push(
+    ...generationLines(
+      ['', 'GENERATION', 'UPLOADED', 'STORED', 'OBJECTS', 'STATE'],
+      store.generations.map((g) => [
+        g.id === store.current ? '*' : '',
+        g.id,
+        `${formatTime(g.modified)} (${formatAge(g.modified, now)})`,
+        formatBytes(g.storedBytes),
+        String(g.objects),
+        g.committed ? 'committed' : 'no manifest: uploading, or a failed upload (never restored)',
+      ]),
+    ),
+  );
   if (store.quarantine.length > 0) {
     out.push(`Quarantine (${store.quarantine.length}, never restored again):`);
     out.push(indent(formatTable(['NAME', 'REASON'], store.quarantine.map((q) => [q.id, truncate(reasonLine(q.reason), REASON_WIDTH)]))));
