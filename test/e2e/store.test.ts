@@ -157,3 +157,24 @@ describe('template: checkpoint once, restore many', () => {
     expect(await s3.keys(BUCKET, `${template}/`)).toEqual(warmKeys);
   });
 });
+
+describe('stasis doctor with a store', () => {
+  interface DoctorJson {
+    checks: { name: string; status: string; detail: string }[];
+  }
+  const doctor = async (store: string): Promise<DoctorJson> => {
+    const result = await runStasis({ args: ['doctor', '--json'], env: { ...s3.env(), STASIS_DIR: join(lab.tempDir(), 'dir'), STASIS_STORE: store }, namespace: false });
+    return JSON.parse(result.stdout) as DoctorJson;
+  };
+  const storeChecks = (json: DoctorJson): string[] =>
+    json.checks.filter((check) => ['object store', 'store write', 'clock skew'].includes(check.name)).map((check) => `${check.name}: ${check.status}`);
+
+  test('checks endpoint, credentials and bucket, writes, reads and deletes a probe object, and compares clocks', async () => {
+    const json = await doctor(`s3://${BUCKET}/doctor`);
+    expect(storeChecks(json)).toEqual(['object store: ok', 'store write: ok', 'clock skew: ok']);
+    expect(await s3.keys(BUCKET, 'doctor/')).toEqual([]);
+    const missing = await doctor('s3://no-such-bucket/x');
+    expect(storeChecks(missing)).toEqual(['object store: FAIL', 'store write: skip', 'clock skew: ok']);
+    expect(missing.checks.find((check) => check.name === 'object store')?.detail).toContain('bucket no-such-bucket does not exist');
+  });
+});

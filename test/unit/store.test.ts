@@ -5,6 +5,7 @@ import { expandLocation, keyOf, parseStoreUrl } from '../../src/store/location.j
 import { ABANDONED_MS, generationId, generationsIn, objectName, parseGenerationId, parseManifest, remoteToPrune, type Listed } from '../../src/store/manifest.js';
 import { parseKey } from '../../src/store/open.js';
 import { keyCheckOf } from '../../src/store/target.js';
+import { judgeStore, type StoreFacts } from '../../src/store/doctor.js';
 
 describe('s3:// locations', () => {
   test('bucket and prefix, slashes trimmed, {hostname} kept until expanded', () => {
@@ -124,5 +125,28 @@ describe('eachLimit', () => {
     expect(most).toBe(2);
     await expect(eachLimit([1, 2, 3, 4], 3, work)).rejects.toThrow('three');
     expect(running).toBe(0);
+  });
+});
+
+describe('judgeStore (stasis doctor)', () => {
+  const facts: StoreFacts = { url: 's3://bk/p', endpoint: 'http://rgw:7480', listError: null, probeError: null, skewMs: 1200, template: null };
+  const statuses = (f: StoreFacts): string[] => judgeStore(f).map((check) => `${check.name}: ${check.status}`);
+
+  test('all good', () => {
+    expect(statuses(facts)).toEqual(['object store: ok', 'store write: ok', 'clock skew: ok']);
+  });
+  test('a store that cannot be listed fails and the write is not tried; a failed probe names the permission', () => {
+    expect(statuses({ ...facts, listError: 'bucket bk does not exist at http://rgw:7480', probeError: undefined })).toEqual(['object store: FAIL', 'store write: skip', 'clock skew: ok']);
+    const failed = judgeStore({ ...facts, probeError: 'access denied' })[1];
+    expect(failed).toMatchObject({ status: 'FAIL', fix: expect.stringContaining('s3:PutObject') });
+  });
+  test('clock skew: a minute warns, 15 minutes fails (SigV4 refuses), and the direction is said', () => {
+    expect(judgeStore({ ...facts, skewMs: 90_000 })[2]).toMatchObject({ status: 'warn', detail: 'this clock is 90 s behind the store\'s' });
+    expect(judgeStore({ ...facts, skewMs: -16 * 60_000 })[2]).toMatchObject({ status: 'FAIL', detail: 'this clock is 960 s ahead of the store\'s' });
+    expect(statuses({ ...facts, skewMs: null })[2]).toBe('clock skew: skip');
+  });
+  test('a template is listed read-only', () => {
+    expect(statuses({ ...facts, template: { url: 's3://bk/t', listError: null } })[3]).toBe('template store: ok');
+    expect(statuses({ ...facts, template: { url: 's3://bk/t', listError: 'access denied' } })[3]).toBe('template store: FAIL');
   });
 });
