@@ -5,7 +5,8 @@
 #   s3-cluster.sh gateway-kill DIR     (SIGKILL radosgw only: a server dying mid-request)
 #   s3-cluster.sh gateway-start DIR S3_PORT
 # start: one ceph-mon, one ceph-osd with a memstore object store (data in RAM), one
-# radosgw (beast on 127.0.0.1:S3_PORT) and an S3 user with the given keys. Everything
+# radosgw (beast on 127.0.0.1:S3_PORT) and an S3 user with the given keys; the OSD holds
+# at most S3_CLUSTER_MEMSTORE_BYTES (default 2 GiB) in RAM. Everything
 # (config, keyrings, data, logs, sockets, pid files) lives in DIR; nothing in /etc/ceph
 # and no systemd. stop: SIGTERM to every daemon whose pid file is in DIR, SIGKILL to
 # what is still there after 2 s (the data is thrown away anyway). Settings: ../shared/docs/s3-facts.md (issue 13).
@@ -65,7 +66,7 @@ log file = $dir/log/\$name.log
 mon data = $dir/mon
 osd data = $dir/osd.\$id
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = ${S3_CLUSTER_MEMSTORE_BYTES:-2147483648}
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true

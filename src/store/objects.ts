@@ -10,10 +10,13 @@ export const PARTS_IN_FLIGHT = 4;
 
 /** The object operations stasis uses, on one bucket. */
 export class Bucket {
-  constructor(
-    readonly client: S3Client,
-    readonly name: string,
-  ) {}
+  readonly client: S3Client;
+  readonly name: string;
+
+  constructor(client: S3Client, name: string) {
+    this.client = client;
+    this.name = name;
+  }
 
   async exists(): Promise<void> {
     await this.client.send(new HeadBucketCommand({ Bucket: this.name }));
