@@ -202,17 +202,22 @@ export function markdown(results: Results): string {
   }
   const store = results.store;
   if (store && store.length > 0) {
+    const columns: readonly (readonly [string, (s: StoreSizeResult) => string])[] = [
+      ['heap', (s) => `${s.mib} MiB`],
+      ['image GB', (s) => gb(s.image_bytes)],
+      ['stored GB (ratio)', (s) => `${gb(s.stored_bytes)} (${s.compression_ratio.toFixed(2)})`],
+      ['dump→remote commit ms', (s) => ms(s.store_dump_ms)],
+      ['local dump ms + upload alone ms', (s) => `${ms(s.local_dump_ms)} + ${ms(s.upload_alone_ms)}`],
+      ['ratio', (s) => x(s.dump_ratio)],
+      ['start→restored from store ms', (s) => ms(s.store_restore_ms)],
+      ['download alone ms + local restore ms', (s) => `${ms(s.download_alone_ms)} + ${ms(s.local_restore_ms)}`],
+      ['ratio', (s) => x(s.restore_ratio)],
+      ['upload MB/s stasis / alone', (s) => `${s.mb_per_s.upload} / ${s.mb_per_s.upload_alone}`],
+      ['download MB/s stasis / alone', (s) => `${s.mb_per_s.download} / ${s.mb_per_s.download_alone}`],
+    ];
     lines.push('### Object storage (Ceph RGW on loopback, zstd level 3)', '');
-    lines.push(
-      '| heap | image GB | stored GB (ratio) | dump→remote commit ms | local dump ms + upload alone ms | ratio | start→restored from store ms | download alone ms + local restore ms | ratio | upload MB/s stasis / alone | download MB/s stasis / alone |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    );
-    for (const s of store) {
-      lines.push(
-        `| ${s.mib} MiB | ${gb(s.image_bytes)} | ${gb(s.stored_bytes)} (${s.compression_ratio.toFixed(2)}) | ${ms(s.store_dump_ms)} | ${ms(s.local_dump_ms)} + ${ms(s.upload_alone_ms)} | ${x(s.dump_ratio)} | ` +
-          `${ms(s.store_restore_ms)} | ${ms(s.download_alone_ms)} + ${ms(s.local_restore_ms)} | ${x(s.restore_ratio)} | ${s.mb_per_s.upload} / ${s.mb_per_s.upload_alone} | ${s.mb_per_s.download} / ${s.mb_per_s.download_alone} |`,
-      );
-    }
+    lines.push(`| ${columns.map(([header]) => header).join(' | ')} |`, `|---${'|---:'.repeat(columns.length - 1)}|`);
+    lines.push(...store.map((s) => `| ${columns.map(([, cell]) => cell(s)).join(' | ')} |`));
     lines.push(
       '',
       `Median of ${store.map((s) => s.reps).join('/')} runs per size; ratios are medians of per-run ratios. The heap app's memory is pseudo-random: zstd cannot shrink it (the worst case; compression costs CPU for nothing). ` +

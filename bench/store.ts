@@ -56,18 +56,6 @@ const SECRET = 'stasis-bench-secret-0123456789';
 const BUCKET = 'stasis-bench';
 const FILES_IN_FLIGHT = 3;
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** One dump (exit mode) and one restore in a new container; the log events that time them. */
 async function dumpAndRestore(argv: readonly string[], firstEnv: NodeJS.ProcessEnv, secondEnv: NodeJS.ProcessEnv, committed: string) {
   const first = new Container(argv, firstEnv);
@@ -153,12 +141,11 @@ const mbPerS = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 
 export async function benchStore(setup: Setup, options: StoreOptions, workDir: string): Promise<StoreSizeResult[]> {
   const cluster = join(workDir, 'ceph');
   const script = join(ROOT, 'scripts/s3-cluster.sh');
-  const port = await freePort();
   const largest = Math.max(...options.sizes.map((size) => size.mib));
   // one run's generation and its copy for the upload alone, with room to spare
   const memstore = String(Math.max(2 ** 31, largest * 2 ** 20 * 3));
-  await run(script, ['start', cluster, String(port), String(await freePort()), ACCESS, SECRET], { env: { ...process.env, S3_CLUSTER_MEMSTORE_BYTES: memstore }, timeoutMs: 120_000 });
-  const endpoint = `http://127.0.0.1:${port}`;
+  const started = await run(script, ['start', cluster, ACCESS, SECRET], { env: { ...process.env, S3_CLUSTER_MEMSTORE_BYTES: memstore }, timeoutMs: 120_000 });
+  const endpoint = started.stdout.trim();
   const s3Env = { STASIS_S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: ACCESS, AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1' };
   const client = new S3Client({
     endpoint,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A throw-away one-node Ceph cluster that answers S3 on loopback, for the tests:
-#   s3-cluster.sh start DIR S3_PORT MON_PORT ACCESS_KEY SECRET_KEY
+#   s3-cluster.sh start DIR ACCESS_KEY SECRET_KEY   prints the endpoint, http://127.0.0.1:PORT
 #   s3-cluster.sh stop DIR
 #   s3-cluster.sh gateway-kill DIR     (SIGKILL radosgw only: a server dying mid-request)
-#   s3-cluster.sh gateway-start DIR S3_PORT
+#   s3-cluster.sh gateway-start DIR
 # start: one ceph-mon, one ceph-osd with a memstore object store (data in RAM), one
-# radosgw (beast on 127.0.0.1:S3_PORT) and an S3 user with the given keys; the OSD holds
+# radosgw (beast on a free loopback port) and an S3 user with the given keys; the OSD holds
 # at most S3_CLUSTER_MEMSTORE_BYTES (default 2 GiB) in RAM. Everything
 # (config, keyrings, data, logs, sockets, pid files) lives in DIR; nothing in /etc/ceph
 # and no systemd. stop: SIGTERM to every daemon whose pid file is in DIR, SIGKILL to
@@ -29,8 +29,14 @@ stop() {
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 
+# A port nothing listens on now (the kernel's pick for an ephemeral bind).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 gateway_start() {
-  local dir=$1 s3_port=$2
+  local dir=$1 s3_port
+  s3_port=$(<"$dir/s3-port")
   radosgw -c "$dir/ceph.conf" -n client.rgw.a
   for _ in $(seq 600); do
     curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && return 0
@@ -49,10 +55,13 @@ gateway_kill() {
 }
 
 start() {
-  local dir=$1 s3_port=$2 mon_port=$3 access=$4 secret=$5
-  local fsid conf="$dir/ceph.conf"
+  local dir=$1 access=$2 secret=$3
+  local fsid conf="$dir/ceph.conf" s3_port mon_port
   fsid=$(cat /proc/sys/kernel/random/uuid)
   mkdir -p "$dir"/{mon,osd.0,run,log,rgw}
+  s3_port=$(free_port)
+  mon_port=$(free_port)
+  echo "$s3_port" >"$dir/s3-port"
   cat >"$conf" <<CONF
 [global]
 fsid = $fsid
@@ -110,17 +119,18 @@ CONF
   ceph-osd -c "$conf" -i 0 2>>"$dir/log/osd-start.err"
 
   ceph -c "$conf" auth get-or-create client.rgw.a mon 'allow rw' osd 'allow rwx' -o "$dir/rgw/keyring"
-  gateway_start "$dir" "$s3_port"
+  gateway_start "$dir"
   radosgw-admin -c "$conf" user create --uid=stasis --display-name=stasis \
     --access-key="$access" --secret-key="$secret" >/dev/null
+  echo "http://127.0.0.1:$s3_port"
 }
 
 case "${1:-}" in
   start)
-    (($# == 6)) || { echo "usage: $0 start DIR S3_PORT MON_PORT ACCESS_KEY SECRET_KEY" >&2; exit 64; }
+    (($# == 4)) || { echo "usage: $0 start DIR ACCESS_KEY SECRET_KEY" >&2; exit 64; }
     # a half-started cluster is stopped again: the caller gets an error and no daemons
     trap 'stop "$2"' ERR
-    start "$2" "$3" "$4" "$5" "$6"
+    start "$2" "$3" "$4"
     ;;
   stop)
     (($# == 2)) || { echo "usage: $0 stop DIR" >&2; exit 64; }
@@ -130,10 +140,10 @@ case "${1:-}" in
     gateway_kill "$2"
     ;;
   gateway-start)
-    gateway_start "$2" "$3"
+    gateway_start "$2"
     ;;
   *)
-    echo "usage: $0 start DIR S3_PORT MON_PORT ACCESS_KEY SECRET_KEY | stop DIR" >&2
+    echo "usage: $0 start DIR ACCESS_KEY SECRET_KEY | stop DIR | gateway-kill DIR | gateway-start DIR" >&2
     exit 64
     ;;
 esac

@@ -11,6 +11,7 @@ command -v ceph-mon >/dev/null || missing+=(ceph-mon)
 command -v ceph-osd >/dev/null || missing+=(ceph-osd)
 command -v radosgw >/dev/null || missing+=(radosgw)
 command -v ceph >/dev/null || missing+=(ceph-common)
+command -v python3 >/dev/null || missing+=(python3-minimal) # s3-cluster.sh picks free ports with it
 if ((${#missing[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

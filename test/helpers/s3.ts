@@ -6,7 +6,6 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,29 +37,16 @@ export interface S3Server {
   startGateway(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** Registers beforeAll/afterAll for one cluster in this test file; use the result inside tests only. */
 export function useS3(): S3Server {
   let dir = '';
-  let port = 0;
+  let endpoint = '';
   let client: S3Client | undefined;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'stasis-ceph-'));
-    port = await freePort();
-    const monPort = await freePort();
-    await run(SCRIPT, ['start', dir, String(port), String(monPort), ACCESS_KEY, SECRET_KEY], { timeout: 60_000 });
+    endpoint = (await run(SCRIPT, ['start', dir, ACCESS_KEY, SECRET_KEY], { timeout: 60_000 })).stdout.trim();
     client = new S3Client({
-      endpoint: `http://127.0.0.1:${port}`,
+      endpoint,
       forcePathStyle: true,
       region: 'us-east-1',
       credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
@@ -79,12 +65,12 @@ export function useS3(): S3Server {
   };
   const server: S3Server = {
     get endpoint() {
-      return `http://127.0.0.1:${port}`;
+      return endpoint;
     },
     get client() {
       return s3();
     },
-    env: () => ({ STASIS_S3_ENDPOINT: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_REGION: 'us-east-1' }),
+    env: () => ({ STASIS_S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_REGION: 'us-east-1' }),
     async createBucket(name) {
       await s3().send(new CreateBucketCommand({ Bucket: name }));
     },
@@ -119,7 +105,7 @@ export function useS3(): S3Server {
       await run(SCRIPT, ['gateway-kill', dir], { timeout: 30_000 });
     },
     async startGateway() {
-      await run(SCRIPT, ['gateway-start', dir, String(port)], { timeout: 90_000 });
+      await run(SCRIPT, ['gateway-start', dir], { timeout: 90_000 });
     },
   };
   return server;
