@@ -65,10 +65,12 @@ async function dumpAndRestore(argv: readonly string[], firstEnv: NodeJS.ProcessE
     const { event: done } = await first.waitForEvent(committed, 600_000);
     const received = first.events().find((e) => e.msg === 'signal handled by stasis');
     if (received === undefined) throw new Error(`no "signal handled by stasis" line: ${first.tail()}`);
-    const dumped = first.events().find((e) => e.msg === 'dump committed');
     const code = await first.done;
+    // in exit mode with a store, "dump committed" comes after "checkpoint uploaded"
+    const dumped = first.events().find((e) => e.msg === 'dump committed');
+    if (dumped === undefined) throw new Error(`no "dump committed" line: ${first.tail()}`);
     if (code !== 0) throw new Error(`stasis exited ${code} after the dump: ${first.tail()}`);
-    if (dumped?.path !== undefined) await evict(filesIn(String(dumped.path)));
+    await evict(filesIn(String(dumped.path)));
     const second = new Container(argv, secondEnv);
     try {
       const { atMs } = await second.waitForEvent('restored', 600_000);
@@ -115,7 +117,7 @@ async function oneRun(setup: Setup, mib: number, workDir: string, bucket: Bucket
     const local = await dumpAndRestore(argv, stasisEnv(setup, localDir), stasisEnv(setup, localDir), 'dump committed');
     const store = { ...s3Env, STASIS_STORE: `s3://${BUCKET}/${prefix}/stasis` };
     const remote = await dumpAndRestore(argv, { ...stasisEnv(setup, storeDir), ...store }, { ...stasisEnv(setup, emptyDir), ...store }, 'checkpoint uploaded');
-    const alone = await transferAlone(bucket, String(remote.dumped?.path), workDir, `${prefix}/alone`);
+    const alone = await transferAlone(bucket, String(remote.dumped.path), workDir, `${prefix}/alone`);
     return {
       image_bytes: Number(remote.done.bytes),
       stored_bytes: Number(remote.done.compressed_bytes),

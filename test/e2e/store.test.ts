@@ -127,6 +127,56 @@ describe('migration through the object store', () => {
   });
 });
 
+describe('exit mode and writers', () => {
+  test('preStop `stasis checkpoint --exit` and SIGTERM with STASIS_CHECKPOINT_ON_TERM answer and exit only after the remote commit', async () => {
+    const prefix = 'prestop';
+    const socket = join(lab.tempDir(), 'control.sock');
+    const c = container(prefix, { STASIS_SOCKET: socket, STASIS_AFTER_DUMP: 'continue' });
+    await c.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks');
+    await poll('the control socket', () => (existsSync(socket) ? true : undefined), 15_000);
+    const answer = await stasisCheckpoint(['--exit', '--socket', socket]);
+    expect(answer.code, answer.stderr).toBe(0);
+    expect(answer.stdout).toMatch(new RegExp(`\\(exit\\); uploaded as ${prefix}/gen-000001-[0-9a-f]{8} `));
+    const first = await c.finished();
+    expect(first.code, first.raw).toBe(0);
+    const uploadedAt = first.events.findIndex((event) => event.msg === 'checkpoint uploaded');
+    const exitingAt = first.events.findIndex((event) => event.msg === 'exiting');
+    expect(uploadedAt).toBeGreaterThanOrEqual(0);
+    expect(uploadedAt).toBeLessThan(exitingAt);
+
+    const second = container(prefix, { STASIS_CHECKPOINT_ON_TERM: 'true' });
+    await second.waitForStdout((lines) => ticks(lines).length >= 3, 'restored ticks');
+    expect(second.event('restored')?.generation).toBe(1);
+    await second.signal('SIGTERM');
+    const result = await second.finished();
+    expect(result.code, result.raw).toBe(0);
+    expect(result.events.some((event) => event.msg === 'checkpoint uploaded' && event.generation === 2)).toBe(true);
+    expect(generationsIn(await s3.keys(BUCKET, `${prefix}/`), prefix).map((id) => id.slice(0, 10))).toEqual(['gen-000001', 'gen-000002']);
+  });
+
+  test('two writers of one prefix dumping at once: each generation under its own writer name, both complete, the newest restores', async () => {
+    const prefix = 'two-writers';
+    const writers = [container(prefix, { STASIS_KEEP: '5' }), container(prefix, { STASIS_KEEP: '5' })];
+    await Promise.all(writers.map((c) => c.waitForStdout((lines) => ticks(lines).length >= 3, 'ticks')));
+    await Promise.all(writers.map((c) => c.signal('SIGUSR2')));
+    const results = await Promise.all(writers.map((c) => c.finished()));
+    for (const result of results) expect(result.code, result.raw).toBe(0);
+    const keys = await s3.keys(BUCKET, `${prefix}/`);
+    const ids = generationsIn(keys, prefix);
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids.map((id) => id.slice(-8))).size).toBe(2);
+    for (const id of ids) {
+      const manifest = JSON.parse(await s3.getText(BUCKET, `${prefix}/${id}/manifest.json`));
+      for (const file of manifest.files) expect(keys).toContain(`${prefix}/${id}/${file.object}`);
+    }
+    const next = container(prefix);
+    await next.waitForStdout((lines) => ticks(lines).length >= 2, 'restored ticks');
+    expect(next.event('restored')?.generation).toBe(1);
+    await next.signal('SIGTERM');
+    expect((await next.finished()).code).toBe(143);
+  });
+});
+
 describe('template: checkpoint once, restore many', () => {
   test('three replicas with empty STASIS_DIRs and empty own prefixes start from one warm template checkpoint; their dumps go to their own prefixes', async () => {
     const template = 'template/warm';
