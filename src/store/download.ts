@@ -58,6 +58,7 @@ export async function fetchNewest(target: StoreTarget, dir: string, expected: st
     } else {
       checkKey(target, manifest as RemoteManifest & { keyCheck?: unknown });
       const incoming = await beginIncoming(dir);
+      log.info({ ...fields, objects: manifest.files.length, bytes: manifest.bytes, compressed_bytes: manifest.storedBytes }, 'download started');
       try {
         await downloadAll(target, candidate.id, manifest, incoming);
         const fetched = await install(dir, incoming, manifest.generation);
@@ -67,7 +68,7 @@ export async function fetchNewest(target: StoreTarget, dir: string, expected: st
       } catch (error) {
         await rm(incoming, { recursive: true, force: true });
         if (!(error instanceof DamagedObject) && !isMissingObject(error)) throw error;
-        reason = error instanceof DamagedObject ? error.message : `an object is missing: ${(error as Error).message}`;
+        reason = error instanceof DamagedObject ? error.message : `an object is missing or has another size: ${(error as Error).message}`;
       }
     }
     damaged++;
@@ -89,7 +90,7 @@ function checkKey(target: StoreTarget, manifest: RemoteManifest & { keyCheck?: u
 
 function isMissingObject(error: unknown): boolean {
   const name = (error as Error).name;
-  return name === 'NoSuchKey' || name === 'InvalidRange';
+  return name === 'NoSuchKey' || name === 'InvalidRange' || name === 'DamagedSize';
 }
 
 async function downloadAll(target: StoreTarget, id: string, manifest: RemoteManifest, incoming: string): Promise<void> {

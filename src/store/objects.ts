@@ -8,6 +8,16 @@ export const PART_BYTES = 16 * 2 ** 20;
 /** Parts or ranges in flight per object. */
 export const PARTS_IN_FLIGHT = 4;
 
+/** A ranged GET answered with fewer bytes than asked for (the connection ended early). */
+export class ShortRead extends Error {
+  override readonly name = 'ShortRead';
+}
+
+/** The object in the store has another size than the manifest recorded. */
+export class DamagedSize extends Error {
+  override readonly name = 'DamagedSize';
+}
+
 /** The object operations stasis uses, on one bucket. */
 export class Bucket {
   readonly client: S3Client;
@@ -44,6 +54,20 @@ export class Bucket {
     return Buffer.from(await answer.Body.transformToByteArray());
   }
 
+  /**
+   * Bytes start..end of an object of `size` bytes. The object's real size (Content-Range)
+   * tells a changed object (DamagedSize: the generation is damaged) from a connection
+   * cut mid-body (ShortRead: the network's fault, nothing is quarantined).
+   */
+  private async getRange(key: string, start: number, end: number, size: number): Promise<Buffer> {
+    const answer = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key, Range: `bytes=${start}-${end}` }));
+    const total = Number(/\/(\d+)$/.exec(answer.ContentRange ?? '')?.[1] ?? size);
+    if (total !== size) throw new DamagedSize(`${key} is ${total} bytes, the manifest says ${size}`);
+    const bytes = answer.Body === undefined ? Buffer.alloc(0) : Buffer.from(await answer.Body.transformToByteArray());
+    if (bytes.length !== end - start + 1) throw new ShortRead(`${key}: bytes ${start}-${end} came back as ${bytes.length} bytes`);
+    return bytes;
+  }
+
   async put(key: string, body: Buffer | string): Promise<void> {
     await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body }));
   }
@@ -76,7 +100,8 @@ export class Bucket {
     let next = 0;
     const fetchNext = (): void => {
       const start = starts[next++] as number;
-      const fetched = this.getBytes(key, { start, end: Math.min(size, start + PART_BYTES) - 1 });
+      const end = Math.min(size, start + PART_BYTES) - 1;
+      const fetched = this.getRange(key, start, end, size);
       fetched.catch(() => undefined);
       inFlight.push(fetched);
     };

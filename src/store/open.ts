@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import { fingerprint } from '../checkpoint/layout.js';
-import { judge, listGenerations } from '../checkpoint/store.js';
+import { describeFsFailure, judge, listGenerations } from '../checkpoint/store.js';
 import type { Logger } from '../log.js';
 import { describeS3Error, endpointName, makeClient } from './client.js';
 import { fetchNewest, StoreUnusable, type FetchResult } from './download.js';
@@ -97,7 +97,9 @@ export async function openObjectStore(config: Config, log: Logger, env: Readonly
           log.info({ store: where, template: source.readOnly }, 'looking for a checkpoint in the object store');
           result = await fetchNewest(source, dir, expected, log);
         } catch (error) {
-          log.error({ store: where, error: describe(source, error), err: (error as Error).message }, 'cannot restore from the object store; restoring from STASIS_DIR or starting fresh');
+          // a full or read-only STASIS_DIR is the staging's fault, not the store's
+          const staging = STAGING_ERRORS.has(String((error as NodeJS.ErrnoException).code)) ? await describeFsFailure(dir, error) : undefined;
+          log.error({ store: where, error: staging ?? describe(source, error), err: (error as Error).message }, 'cannot restore from the object store; restoring from STASIS_DIR or starting fresh');
           return;
         }
         if (result.kind === 'fetched') return;
@@ -106,6 +108,9 @@ export async function openObjectStore(config: Config, log: Logger, env: Readonly
     },
   };
 }
+
+/** Errors of writing the download into STASIS_DIR (no network error carries these codes). */
+const STAGING_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO']);
 
 async function hasUsableLocal(dir: string, expected: string): Promise<boolean> {
   for (const generation of await listGenerations(dir)) {

@@ -5,7 +5,8 @@
  * keys. Each gives a clear message; the previous remote generation stays intact; a dump
  * leaves the app running and a restore falls back to an older generation or a fresh start.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { counts, type Container } from '../helpers/container.js';
@@ -53,11 +54,11 @@ async function failingExitDump(c: Container, words: string): Promise<void> {
   expect((await c.finished()).code).toBe(143);
 }
 
-async function expectFreshStart(c: Container, words: string): Promise<void> {
+async function expectFreshStart(c: Container, words: string | RegExp): Promise<void> {
   await c.waitForStdout((lines) => ticks(lines).length >= 2, 'fresh ticks');
   expect(ticks(c.stdout())[0]).toBe(1);
   const refused = c.event('cannot restore from the object store; restoring from STASIS_DIR or starting fresh');
-  expect(refused?.error, c.events().map((e) => e.msg).join(',')).toContain(words);
+  expect(String(refused?.error), c.events().map((e) => e.msg).join(',')).toMatch(words);
   await c.signal('SIGTERM');
   expect((await c.finished()).code).toBe(143);
 }
@@ -117,6 +118,30 @@ describe('store faults at dump time: the app keeps running, the previous remote 
     expect((await next.finished()).code).toBe(143);
   });
 
+  test('the gateway is killed in the middle of a download: the partial download is removed, a fresh start, nothing quarantined', async () => {
+    const prefix = 'killed-download';
+    // 160 MiB uncompressed: its download takes about a second here
+    const big = [PYTHON, fixture('big-counter.py'), '160', '8'];
+    const env = { STASIS_COMPRESS: 'none' };
+    const good = await goodGeneration(prefix, env, big);
+    const dir = join(lab.tempDir(), 'staging');
+    const c = lab.container(big, { ...s3.env(), ...env, STASIS_DIR: dir, STASIS_STORE: `s3://${BUCKET}/${prefix}` });
+    try {
+      await c.waitForEvent('download started');
+      s3.pauseGateway();
+      await s3.killGateway();
+      await c.waitForEvent('cannot restore from the object store; restoring from STASIS_DIR or starting fresh');
+    } finally {
+      await s3.startGateway();
+    }
+    expect(c.event('checkpoint downloaded from the object store')).toBeUndefined();
+    // what the cut connection looks like depends on where the transfer was: never "damaged"
+    await expectFreshStart(c, /cannot reach the object store|did not answer|ShortRead|object store error/);
+    expect(c.event('remote checkpoint damaged, quarantined; trying an older one')).toBeUndefined();
+    expect(readdirSync(dir).filter((name) => name.startsWith('.incoming') || name.startsWith('gen-'))).toEqual([]);
+    expect(await s3.getText(BUCKET, good.key)).toBe(good.text);
+  });
+
   test("the gateway is killed with a restore's request in flight: a fresh start, and the generation is not quarantined", async () => {
     const prefix = 'killed-restore';
     const good = await goodGeneration(prefix);
@@ -131,6 +156,29 @@ describe('store faults at dump time: the app keeps running, the previous remote 
       await s3.startGateway();
     }
     await expectFreshStart(c, 'cannot reach the object store');
+    expect(await s3.getText(BUCKET, good.key)).toBe(good.text);
+  });
+});
+
+describe('staging', () => {
+  test('STASIS_DIR fills up during the download: the partial download is removed, the message says the volume is full, a fresh start; the remote generation is not quarantined', async () => {
+    const prefix = 'staging-full';
+    const good = await goodGeneration(prefix, {}, [PYTHON, fixture('big-counter.py'), '8', '1']);
+    const mount = lab.tempDir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mount]);
+    try {
+      const dir = join(mount, 'staging');
+      const c = lab.container([PYTHON, fixture('big-counter.py'), '8', '1'], { ...s3.env(), STASIS_DIR: dir, STASIS_STORE: `s3://${BUCKET}/${prefix}` });
+      await c.waitForStdout((lines) => ticks(lines).length >= 2, 'fresh ticks');
+      expect(ticks(c.stdout())[0]).toBe(1);
+      const refused = c.event('cannot restore from the object store; restoring from STASIS_DIR or starting fresh');
+      expect(refused?.error, c.events().map((e) => e.msg).join(',')).toMatch(/volume is full/);
+      expect(readdirSync(dir).filter((name) => name.startsWith('.incoming') || name.startsWith('gen-'))).toEqual([]);
+      await c.signal('SIGTERM');
+      expect((await c.finished()).code).toBe(143);
+    } finally {
+      execFileSync('umount', ['-l', mount]);
+    }
     expect(await s3.getText(BUCKET, good.key)).toBe(good.text);
   });
 });
