@@ -106,7 +106,7 @@ function decodeStages(coding: Coding): Duplex[] {
 export type Measured = Pick<RemoteFile, 'size' | 'sha256' | 'storedSize' | 'storedSha256'>;
 
 /** Reads `path`, compresses (and encrypts) it into the object `key`; sizes and hashes of both sides. */
-export async function uploadFile(bucket: Bucket, key: string, path: string, coding: Coding): Promise<Measured> {
+export async function uploadFile(bucket: Pick<Bucket, 'upload'>, key: string, path: string, coding: Coding): Promise<Measured> {
   const plain = new Meter();
   const stored = new Meter();
   const body = new PassThrough();
@@ -124,7 +124,7 @@ export async function uploadFile(bucket: Bucket, key: string, path: string, codi
  * `target` (created owner-only), and checks both sha256 sums: DamagedObject when the
  * object or its content is not what the manifest recorded.
  */
-export async function downloadFile(bucket: Bucket, key: string, file: RemoteFile, target: string, coding: Coding): Promise<void> {
+export async function downloadFile(bucket: Pick<Bucket, 'ranges'>, key: string, file: RemoteFile, target: string, coding: Coding): Promise<void> {
   const plain = new Meter();
   const stored = new Meter();
   try {
