@@ -17,7 +17,7 @@ import { Container } from './lib/proc.ts';
 import { describe, prepare, ROOT } from './lib/setup.ts';
 import { benchPid1 } from './pid1.ts';
 import { benchStore } from './store.ts';
-import { plotSvg } from './plot.ts';
+import { plotSvg, storePlotSvg } from './plot.ts';
 import { judge, markdown, type Results } from './report.ts';
 import { benchWarmup } from './warmup.ts';
 
@@ -69,6 +69,10 @@ async function main(): Promise<void> {
     if (results.checkpoint && results.checkpoint.length > 0) {
       const subtitle = `CRIU ${meta.versions.criu ?? '?'}, stasis ${meta.stasis_bin.kind}, ${meta.machine.nproc} CPUs, ${meta.date.slice(0, 10)}; restores read images not in the page cache`;
       writeFileSync(join(outDir, 'plot.svg'), plotSvg(results.checkpoint, subtitle));
+    }
+    if (results.store && results.store.length > 0) {
+      const subtitle = `Ceph RGW (memstore) on loopback, incompressible heap, zstd level 3, ${meta.machine.nproc} CPUs shared with the server, ${meta.date.slice(0, 10)}`;
+      writeFileSync(join(outDir, 'store-plot.svg'), storePlotSvg(results.store, subtitle));
     }
     return md;
   };
