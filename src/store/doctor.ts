@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import invariant from 'tiny-invariant';
 import { fail, ok, skip, warn, type Check } from '../commands/checks.js';
 import type { Config } from '../config.js';
 import { describeS3Error, endpointName, makeClient } from './client.js';
@@ -58,7 +59,8 @@ export async function storeFacts(config: Config, env: Readonly<Record<string, st
   const client = makeClient({ endpoint: config.s3Endpoint, env });
   const endpoint = endpointName(config.s3Endpoint, env);
   const expand = (location: StoreLocation): StoreLocation => expandLocation(location, hostname());
-  const own = expand(config.store as StoreLocation);
+  invariant(config.store !== null, 'storeFacts needs STASIS_STORE');
+  const own = expand(config.store);
   const bucket = new Bucket(client, own.bucket);
   const describe = (location: StoreLocation, error: unknown): string => describeS3Error(error, { bucket: location.bucket, endpoint });
   try {

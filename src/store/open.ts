@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import invariant from 'tiny-invariant';
 import type { Config } from '../config.js';
 import { fingerprint } from '../checkpoint/layout.js';
 import { describeFsFailure, judge, listGenerations } from '../checkpoint/store.js';
@@ -34,7 +35,8 @@ export function parseKey(content: Buffer): Buffer | undefined {
 
 /** Builds the store from the config; throws with a clear message when the encryption key cannot be used. */
 export async function openObjectStore(config: Config, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env): Promise<ObjectStore> {
-  const own = config.store as StoreLocation;
+  const own = config.store;
+  invariant(own !== null, 'openObjectStore needs STASIS_STORE');
   let key: Buffer | null = null;
   if (config.encryptionKeyFile !== null) {
     const content = await readFile(config.encryptionKeyFile).catch((error: NodeJS.ErrnoException) => {
