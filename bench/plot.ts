@@ -1,8 +1,10 @@
 /**
- * The SVG plot: dump and restore time against image size, stasis next to raw criu,
- * with the disk's own sequential write (fsync) and read of the same bytes drawn in.
+ * The SVG plots: dump and restore time against image size, stasis next to raw criu,
+ * with the disk's own sequential write (fsync) and read of the same bytes drawn in;
+ * and the same through object storage, against the transfers alone.
  */
 import type { SizeResult } from './checkpoint.ts';
+import type { StoreSizeResult } from './store.ts';
 
 interface Series {
   readonly label: string;
@@ -29,7 +31,7 @@ const fmt = (value: number): string => String(Math.round(value * 100) / 100);
 const tick = (value: number): string => String(Number.parseFloat(value.toPrecision(6)));
 
 export function plotSvg(sizes: readonly SizeResult[], subtitle: string): string {
-  const series: Series[] = [
+  return linePlot('Checkpoint and restore time against image size', subtitle, [
     { label: 'stasis dump (to committed, fsynced)', color: '#1f5fa8', dash: '', marker: 'circle', points: sizes.map((s) => [s.stasis.bytes, s.stasis.dump_ms]) },
     { label: 'raw criu dump + sync', color: '#1f5fa8', dash: '6 4', marker: 'square', points: sizes.map((s) => [s.raw.bytes, s.raw.dump_sync_ms]) },
     { label: 'disk: dd write + fsync', color: '#555555', dash: '2 3', marker: 'none', points: sizes.map((s) => [s.disk.bytes, s.disk.write_ms]) },
@@ -37,7 +39,19 @@ export function plotSvg(sizes: readonly SizeResult[], subtitle: string): string 
     { label: 'raw criu restore -d', color: '#c0392b', dash: '6 4', marker: 'square', points: sizes.map((s) => [s.raw.bytes, s.raw.restore_ms]) },
     { label: 'disk: dd read, not cached', color: '#999999', dash: '2 3', marker: 'none', points: sizes.map((s) => [s.disk.bytes, s.disk.read_ms]) },
     { label: 'app fills its heap (fresh memory)', color: '#2e8b57', dash: '2 3', marker: 'none', points: sizes.map((s) => [s.disk.bytes, s.app_fill_ms]) },
-  ];
+  ]);
+}
+
+export function storePlotSvg(sizes: readonly StoreSizeResult[], subtitle: string): string {
+  return linePlot('Checkpoints through object storage against image size', subtitle, [
+    { label: 'stasis dump → remote commit', color: '#1f5fa8', dash: '', marker: 'circle', points: sizes.map((s) => [s.image_bytes, s.store_dump_ms]) },
+    { label: 'local dump + upload alone', color: '#1f5fa8', dash: '6 4', marker: 'square', points: sizes.map((s) => [s.image_bytes, s.local_dump_ms + s.upload_alone_ms]) },
+    { label: 'stasis start → restored from store', color: '#c0392b', dash: '', marker: 'circle', points: sizes.map((s) => [s.image_bytes, s.store_restore_ms]) },
+    { label: 'download alone + local restore', color: '#c0392b', dash: '6 4', marker: 'square', points: sizes.map((s) => [s.image_bytes, s.download_alone_ms + s.local_restore_ms]) },
+  ]);
+}
+
+function linePlot(title: string, subtitle: string, series: readonly Series[]): string {
   const all = series.flatMap((s) => s.points);
   const maxX = Math.max(...all.map(([bytes]) => bytes / GIB), 0.001);
   const maxY = Math.max(...all.map(([, ms]) => ms / 1000), 0.001);
@@ -52,7 +66,7 @@ export function plotSvg(sizes: readonly SizeResult[], subtitle: string): string 
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="${M.left}" y="20" font-size="15" font-weight="bold">Checkpoint and restore time against image size</text>`);
+  out.push(`<text x="${M.left}" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`);
   out.push(`<text x="${M.left}" y="36" fill="#555">${esc(subtitle)}</text>`);
   for (let i = 0; i * stepY <= topY + 1e-9; i++) {
     const v = i * stepY;

@@ -5,6 +5,7 @@ import type { SizeResult } from './checkpoint.ts';
 import type { Meta } from './lib/setup.ts';
 import type { Pid1Results } from './pid1.ts';
 import type { LazyResults } from './lazy.ts';
+import type { StoreSizeResult } from './store.ts';
 import type { WarmupResults } from './warmup.ts';
 
 export interface Results {
@@ -13,6 +14,7 @@ export interface Results {
   checkpoint?: readonly SizeResult[] | undefined;
   warmup?: WarmupResults | undefined;
   lazy?: LazyResults | undefined;
+  store?: readonly StoreSizeResult[] | undefined;
   goals?: Goal[];
   /** parts that failed, with why */
   readonly errors: string[];
@@ -87,6 +89,21 @@ export function judge(results: Results): Goal[] {
       target: 'lazy < eager',
       measured: big.map((s) => `${s.mib} MiB ${ms(s.lazy_first_200_ms)} vs ${ms(s.eager_first_200_ms)} ms`).join(', '),
       met: big.every((s) => s.lazy_first_200_ms < s.eager_first_200_ms),
+    });
+  }
+  const store = results.store ?? [];
+  if (store.length > 0) {
+    goals.push({
+      what: 'object store dump: signal to remote commit vs local dump + upload of the same compressed bytes alone',
+      target: '<= 1.3x',
+      measured: store.map((s) => `${s.mib} MiB ${x(s.dump_ratio)}`).join(', '),
+      met: store.every((s) => s.dump_ratio <= 1.3),
+    });
+    goals.push({
+      what: 'object store restore: container start to restored vs download alone + local restore',
+      target: '<= 1.3x',
+      measured: store.map((s) => `${s.mib} MiB ${x(s.restore_ratio)}`).join(', '),
+      met: store.every((s) => s.restore_ratio <= 1.3),
     });
   }
   return goals;
@@ -188,6 +205,32 @@ export function markdown(results: Results): string {
       '',
       `\`apps/warm.c\` with ${lazy.warmup_s} s of warm-up, one checkpoint per size, images evicted from the page cache before each restore; one run each. ` +
         'All pages in: container start to stasis\'s "restored" (eager) or "lazy restore complete: every page is in" (lazy) log line. Daemon peak RSS: VmHWM of `criu lazy-pages`, sampled every 10 ms.',
+      '',
+    );
+  }
+  const store = results.store;
+  if (store && store.length > 0) {
+    const columns: readonly (readonly [string, (s: StoreSizeResult) => string])[] = [
+      ['heap', (s) => `${s.mib} MiB`],
+      ['image GB', (s) => gb(s.image_bytes)],
+      ['stored GB (ratio)', (s) => `${gb(s.stored_bytes)} (${s.compression_ratio.toFixed(2)})`],
+      ['dump→remote commit ms', (s) => ms(s.store_dump_ms)],
+      ['local dump ms + upload alone ms', (s) => `${ms(s.local_dump_ms)} + ${ms(s.upload_alone_ms)}`],
+      ['ratio', (s) => x(s.dump_ratio)],
+      ['start→restored from store ms', (s) => ms(s.store_restore_ms)],
+      ['download alone ms + local restore ms', (s) => `${ms(s.download_alone_ms)} + ${ms(s.local_restore_ms)}`],
+      ['ratio', (s) => x(s.restore_ratio)],
+      ['upload MB/s stasis / alone', (s) => `${s.mb_per_s.upload} / ${s.mb_per_s.upload_alone}`],
+      ['download MB/s stasis / alone', (s) => `${s.mb_per_s.download} / ${s.mb_per_s.download_alone}`],
+    ];
+    lines.push('### Object storage (Ceph RGW on loopback, zstd level 3)', '');
+    lines.push(`| ${columns.map(([header]) => header).join(' | ')} |`, `|---${'|---:'.repeat(columns.length - 1)}|`);
+    lines.push(...store.map((s) => `| ${columns.map(([, cell]) => cell(s)).join(' | ')} |`));
+    lines.push(
+      '',
+      `Median of ${store.map((s) => s.reps).join('/')} runs per size; ratios are medians of per-run ratios. The heap app's memory is pseudo-random: zstd cannot shrink it (the worst case; compression costs CPU for nothing). ` +
+        'Dump: "signal handled" to "checkpoint uploaded" in exit mode; local: the same app dumped without a store; upload alone: the same files zstd-compressed beforehand, uploaded with the same parts and parallelism. ' +
+        'Restore: container start with an empty STASIS_DIR to "restored"; download alone: the same objects fetched with the same ranged GETs into files; local restore: start to "restored" from a local generation not in the page cache. Node, radosgw and the memstore OSD share the 2 CPUs.',
       '',
     );
   }

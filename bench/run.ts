@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [--only pid1,checkpoint,warmup,lazy] [--out DIR]
+ * npm run bench [-- --smoke] [--only pid1,checkpoint,warmup,lazy,store] [--out DIR]
  *
  * Measures stasis side by side with tini, dumb-init, bare Node and raw criu in one
  * run and writes results.json, results.md and plot.svg (from the JSON). The full run
@@ -16,17 +16,19 @@ import { benchLazy } from './lazy.ts';
 import { Container } from './lib/proc.ts';
 import { describe, prepare, ROOT } from './lib/setup.ts';
 import { benchPid1 } from './pid1.ts';
-import { plotSvg } from './plot.ts';
+import { benchStore } from './store.ts';
+import { plotSvg, storePlotSvg } from './plot.ts';
 import { judge, markdown, type Results } from './report.ts';
 import { benchWarmup } from './warmup.ts';
 
-const PARTS = ['pid1', 'checkpoint', 'warmup', 'lazy'] as const;
+const PARTS = ['pid1', 'checkpoint', 'warmup', 'lazy', 'store'] as const;
 
 const FULL = {
   pid1: { hyperfineRounds: 4, hyperfineRuns: 10, hyperfineWarmup: 2, rssReps: 3, rssSettleMs: 1500, orphans: 10_000, orphanReps: 5, signals: 2000, signalRounds: 4 },
   checkpoint: { sizes: [{ mib: 64, reps: 5 }, { mib: 512, reps: 4 }, { mib: 2048, reps: 2 }] },
   warmup: { mib: 1024, seconds: 10 },
   lazy: { sizes: [256, 1024, 4096], seconds: 10 },
+  store: { sizes: [{ mib: 64, reps: 3 }, { mib: 512, reps: 2 }, { mib: 2048, reps: 1 }] },
 };
 
 const SMOKE: typeof FULL = {
@@ -34,6 +36,7 @@ const SMOKE: typeof FULL = {
   checkpoint: { sizes: [{ mib: 8, reps: 1 }, { mib: 16, reps: 1 }] },
   warmup: { mib: 16, seconds: 0.5 },
   lazy: { sizes: [64], seconds: 0.5 },
+  store: { sizes: [{ mib: 8, reps: 1 }, { mib: 16, reps: 1 }] },
 };
 
 async function main(): Promise<void> {
@@ -67,6 +70,10 @@ async function main(): Promise<void> {
       const subtitle = `CRIU ${meta.versions.criu ?? '?'}, stasis ${meta.stasis_bin.kind}, ${meta.machine.nproc} CPUs, ${meta.date.slice(0, 10)}; restores read images not in the page cache`;
       writeFileSync(join(outDir, 'plot.svg'), plotSvg(results.checkpoint, subtitle));
     }
+    if (results.store && results.store.length > 0) {
+      const subtitle = `Ceph RGW (memstore) on loopback, incompressible heap, zstd level 3, ${meta.machine.nproc} CPUs shared with the server, ${meta.date.slice(0, 10)}`;
+      writeFileSync(join(outDir, 'store-plot.svg'), storePlotSvg(results.store, subtitle));
+    }
     return md;
   };
   /** Runs one part; a failure is recorded (and fails the run) but the other parts still run. Results are saved after each. */
@@ -89,6 +96,7 @@ async function main(): Promise<void> {
     results.checkpoint = await part('checkpoint', () => benchCheckpoint(setup, options.checkpoint, workDir));
     results.warmup = await part('warmup', () => benchWarmup(setup, options.warmup, workDir));
     results.lazy = await part('lazy', () => benchLazy(setup, options.lazy, workDir));
+    results.store = await part('store', () => benchStore(setup, options.store, workDir));
   } finally {
     rmSync(workDir, { recursive: true, force: true });
     rmSync(`/dev/shm/stasis-bench-${process.pid}.sock`, { force: true });

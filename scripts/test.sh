@@ -18,6 +18,7 @@ scripts/install-criu.sh >/dev/null
 CRIU_DEBIAN_SUITE=sid CRIU_CACHE=.cache/criu-sid CRIU_MIN_VERSION=4.2 scripts/install-criu.sh >/dev/null
 scripts/setup-runc.sh
 scripts/setup-runtimes.sh # buildah, podman, containerd for the image tests
+scripts/setup-s3.sh # Ceph (mon, osd, radosgw) for the object-storage tests
 export PATH="$PWD/node_modules/.bin:$PATH" # node and vitest: the pinned Node 26
 vitest run --project unit --project e2e "$@"
 # runc, podman and containerd tests always run dist/stasis inside their containers; no need to repeat them.

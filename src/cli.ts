@@ -1,5 +1,5 @@
 import { Command, Option, CommanderError } from 'commander';
-import { ConfigError, OPTIONS, camel, loadConfig, type Flags } from './config.js';
+import { ConfigError, OPTIONS, camel, checkCombinations, loadConfig, type Flags } from './config.js';
 import { EXIT } from './init/exit.js';
 import { exitOnError } from './entry.js';
 import { createLogger } from './log.js';
@@ -52,6 +52,7 @@ export function buildProgram(argv: readonly string[] = []): Command {
   }
   program.action(async (command: string[], flags: Flags) => {
     const config = loadConfig(process.env, pickFlags(flags));
+    checkCombinations(config, process.env, pickFlags(flags));
     if (command.length === 0) throw new ConfigError('CMD', '', 'a command to run after --');
     const log = createLogger(config.logLevel, config.logFormat);
     await run(config, command, log);

@@ -1,6 +1,7 @@
 import { MAX_TIMER_MS, parseDuration } from './duration.js';
 import { isForwardable, parseSignal } from './signals.js';
 import { splitWords } from './words.js';
+import { parseStoreUrl, STORE_URL_ALLOWED, type StoreLocation } from './store/location.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -35,6 +36,12 @@ export interface Config {
   readonly remapExit: ReadonlyMap<number, number>;
   readonly subreaper: boolean;
   readonly grace: number;
+  readonly store: StoreLocation | null;
+  readonly storeTemplate: StoreLocation | null;
+  readonly s3Endpoint: string | null;
+  readonly compress: 'zstd' | 'none';
+  readonly compressLevel: number;
+  readonly encryptionKeyFile: string | null;
 }
 
 /** A bad value: names where it came from, what it was and what is allowed. */
@@ -159,6 +166,26 @@ function optionalDir(raw: string): string | null {
   return raw;
 }
 
+function storeUrl(raw: string): StoreLocation | null {
+  if (raw.trim() === '') return null;
+  const location = parseStoreUrl(raw);
+  if (location === undefined) throw new Invalid(`${STORE_URL_ALLOWED}, or empty for none`);
+  return location;
+}
+
+function endpointUrl(raw: string): string | null {
+  if (raw.trim() === '') return null;
+  const url = URL.canParse(raw.trim()) ? new URL(raw.trim()) : null;
+  if (url === null || !['http:', 'https:'].includes(url.protocol) || url.host === '') throw new Invalid('an http:// or https:// URL such as http://minio.storage:9000, or empty for AWS S3');
+  return raw.trim().replace(/\/+$/, '');
+}
+
+function optionalFile(raw: string): string | null {
+  if (raw === '') return null;
+  if (!raw.startsWith('/')) throw new Invalid('an absolute path (or empty for no encryption)');
+  return raw;
+}
+
 function words(raw: string): string[] {
   const result = splitWords(raw);
   if (result === undefined) throw new Invalid('options split like shell words, with matching quotes');
@@ -269,6 +296,18 @@ export const OPTIONS = [
     description: 'become a child subreaper when not PID 1, so orphans are adopted and reaped' }),
   spec({ key: 'grace', env: 'STASIS_GRACE', flag: 'grace', kind: 'value', valueName: 'duration', defaultText: '5s', parse: duration(true),
     description: 'after the app exits: time left processes get between SIGTERM and SIGKILL' }),
+  spec({ key: 'store', env: 'STASIS_STORE', flag: 'store', kind: 'value', valueName: 'url', defaultText: '(unset)', parse: storeUrl,
+    description: 'also keep generations in S3-compatible object storage, s3://BUCKET/PREFIX ({hostname} in PREFIX = the host name); STASIS_DIR is the local staging; restore downloads when STASIS_DIR has none' }),
+  spec({ key: 'storeTemplate', env: 'STASIS_STORE_TEMPLATE', flag: 'store-template', kind: 'value', valueName: 'url', defaultText: '(unset)', parse: storeUrl,
+    description: "read-only s3://BUCKET/PREFIX restored from when STASIS_STORE's prefix has no generation of this app (checkpoint once, restore many)" }),
+  spec({ key: 's3Endpoint', env: 'STASIS_S3_ENDPOINT', flag: 's3-endpoint', kind: 'value', valueName: 'url', defaultText: '(AWS S3)', parse: endpointUrl,
+    description: 'S3 endpoint of a non-AWS store (Ceph RGW, MinIO, GCS), addressed path-style; region from AWS_REGION, credentials by the AWS SDK default chain' }),
+  spec({ key: 'compress', env: 'STASIS_COMPRESS', flag: 'compress', kind: 'value', valueName: 'mode', defaultText: 'zstd', parse: oneOf(['zstd', 'none'] as const),
+    description: 'compression of objects uploaded to the store: "zstd" or "none"' }),
+  spec({ key: 'compressLevel', env: 'STASIS_COMPRESS_LEVEL', flag: 'compress-level', kind: 'value', valueName: 'n', defaultText: '3', parse: integer(1, 19),
+    description: 'zstd level for uploads, 1 (fastest) to 19 (smallest)' }),
+  spec({ key: 'encryptionKeyFile', env: 'STASIS_ENCRYPTION_KEY_FILE', flag: 'encryption-key-file', kind: 'value', valueName: 'path', defaultText: '(none)', parse: optionalFile,
+    description: 'file with an AES-256 key (32 bytes, 64 hex digits or base64), e.g. a mounted Secret: objects in the store are encrypted with AES-256-GCM' }),
 ] as const;
 
 export type Flags = Readonly<Record<string, string | boolean | undefined>>;
@@ -296,6 +335,23 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     }
   }
   return Object.freeze(values as unknown as Config);
+}
+
+/**
+ * The run's options that only work together: a store needs STASIS_DIR (its local
+ * staging), a template needs the pod's own store. Throws ConfigError naming the option.
+ */
+export function checkCombinations(config: Config, env: Readonly<Record<string, string | undefined>>, flags: Flags = {}): void {
+  const origin = (flag: string, name: string): [string, string] =>
+    flags[camel(flag)] !== undefined ? [`--${flag}`, String(flags[camel(flag)])] : [name, env[name] ?? ''];
+  if (config.store !== null && config.dir === null) {
+    const [source, raw] = origin('store', 'STASIS_STORE');
+    throw new ConfigError(source, raw, 'STASIS_DIR to be set too (the local staging of every generation)');
+  }
+  if (config.storeTemplate !== null && config.store === null) {
+    const [source, raw] = origin('store-template', 'STASIS_STORE_TEMPLATE');
+    throw new ConfigError(source, raw, 'STASIS_STORE to be set too (the prefix this pod writes its own generations to)');
+  }
 }
 
 function defaultRaw(option: OptionSpec): string {

@@ -18,6 +18,8 @@ export type ControlResponse =
       readonly duration_ms: number;
       readonly frozen_ms?: number;
       readonly mode: 'exit' | 'continue';
+      /** STASIS_STORE: the generation's copy in the object store */
+      readonly remote?: { readonly id: string; readonly key: string; readonly compressed_bytes: number; readonly upload_ms: number };
     }
   | { readonly ok: false; readonly error: string; readonly criu_errors?: readonly string[] };
 
@@ -256,5 +258,6 @@ export function formatResponse(response: ControlResponse): string {
     return `checkpoint failed: ${response.error}${errors}`;
   }
   const frozen = response.frozen_ms === undefined ? '' : `, app frozen ${response.frozen_ms} ms`;
-  return `checkpoint committed: generation ${response.generation}, ${formatBytes(response.bytes)}${frozen}, took ${response.duration_ms} ms (${response.mode})`;
+  const remote = response.remote === undefined ? '' : `; uploaded as ${response.remote.key} (${formatBytes(response.remote.compressed_bytes)} stored, ${response.remote.upload_ms} ms)`;
+  return `checkpoint committed: generation ${response.generation}, ${formatBytes(response.bytes)}${frozen}, took ${response.duration_ms} ms (${response.mode})${remote}`;
 }

@@ -4,6 +4,7 @@ import { EXIT } from './init/exit.js';
 import { raisePidFloor } from './init/pidfloor.js';
 import { Supervisor } from './init/supervisor.js';
 import type { Logger } from './log.js';
+import type { ObjectStore } from './store/open.js';
 
 /** config -> supervisor -> (restore | fresh start) -> init loop -> exit. */
 export async function run(config: Config, command: readonly string[], log: Logger): Promise<void> {
@@ -43,11 +44,14 @@ export async function run(config: Config, command: readonly string[], log: Logge
     const probed = await probe;
     return 'error' in probed ? probed.error : undefined;
   };
-  const restoring =
-    'dir' in opened
-      ? restoreNewest({ config, dir: opened.dir, log, unprivileged: needsUnprivileged(), argv: command }, undefined, { criuStarted, criuProblem })
-      : Promise.resolve({ kind: 'none' } as const);
-  await Promise.race([started, restoring]);
+  const restore = async (dir: string, store: ObjectStore | undefined) => {
+    // With a store: an empty STASIS_DIR is filled from it first.
+    await store?.fetchForRestore(dir, command);
+    return restoreNewest({ config, dir, log, unprivileged: needsUnprivileged(), argv: command }, undefined, { criuStarted, criuProblem });
+  };
+  const restoring = 'dir' in opened ? restore(opened.dir, opened.store) : Promise.resolve({ kind: 'none' } as const);
+  // A download from the store can take long: the socket must answer preStop hooks meanwhile.
+  if (!('store' in opened)) await Promise.race([started, restoring]);
   const control = await startControlServer(
     config.socket,
     async (request) => toResponse(await dumps.request({ mode: request.mode ?? afterDump, reason: 'control socket' })),

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { CriuInfo } from '../criu/run.js';
 import type { Logger } from '../log.js';
+import type { ObjectStore } from '../store/open.js';
 
 /** What a dump or a restore needs to know: settled once at start, when checkpoints are on. */
 export interface CheckpointContext {
@@ -10,6 +11,8 @@ export interface CheckpointContext {
   readonly criu: CriuInfo;
   readonly unprivileged: boolean;
   readonly argv: readonly string[];
+  /** STASIS_STORE: generations are also uploaded there, and downloaded when STASIS_DIR has none */
+  readonly store?: Pick<ObjectStore, 'publish' | 'fetchForRestore'>;
 }
 
 /** What a restore needs: it runs beside `criu --version`, so without the probed criu. */

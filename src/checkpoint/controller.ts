@@ -5,28 +5,36 @@ import { probeCriu, type CriuInfo } from '../criu/run.js';
 import type { Logger } from '../log.js';
 import type { CheckpointContext } from './context.js';
 import type { DumpOutcome } from './dump.js';
+import type { ObjectStore } from '../store/open.js';
 import { openStore, StoreRefused } from './store.js';
 
 export type CheckpointState =
   | { readonly enabled: true; readonly context: CheckpointContext }
   | { readonly enabled: false; readonly reason: string };
 
-/** Decides whether checkpoints can work here: a usable STASIS_DIR and criu >= 4. */
-export async function prepareCheckpoints(config: Config, argv: readonly string[], log: Logger): Promise<CheckpointState> {
-  const criu = config.dir === null ? undefined : probeCriu(config.criu);
-  return settleCheckpoints(config, argv, log, await openCheckpointDir(config, log), criu);
-}
+export type OpenedDir = { readonly dir: string; readonly store?: ObjectStore } | { readonly reason: string };
 
-export type OpenedDir = { readonly dir: string } | { readonly reason: string };
-
-/** STASIS_DIR made ready (created, checked, leftovers of an unfinished dump removed), or why it cannot be used. */
+/**
+ * STASIS_DIR made ready (created, checked, leftovers of an unfinished dump removed) and
+ * STASIS_STORE opened when set, or why checkpoints cannot be used.
+ */
 export async function openCheckpointDir(config: Config, log: Logger): Promise<OpenedDir> {
   if (config.dir === null) return { reason: 'STASIS_DIR is not set' };
+  let dir: string;
   try {
-    return { dir: await openStore(config.dir) };
+    dir = await openStore(config.dir);
   } catch (error) {
     const reason = error instanceof StoreRefused ? error.message : `cannot use ${config.dir}: ${(error as Error).message}`;
     log.error({ dir: config.dir, reason }, 'checkpoints are off: checkpoint directory refused');
+    return { reason };
+  }
+  if (config.store === null) return { dir };
+  try {
+    // loaded only with a store configured: the AWS SDK is most of the bundle
+    return { dir, store: await (await import('../store/open.js')).openObjectStore(config, log) };
+  } catch (error) {
+    const reason = (error as Error).message;
+    log.error({ reason }, 'checkpoints are off: the object store cannot be used');
     return { reason };
   }
 }
@@ -51,7 +59,8 @@ export async function settleCheckpoints(
   }
   const unprivileged = needsUnprivileged();
   log.info({ dir: opened.dir, criu: criu.path, criu_version: criu.version, unprivileged }, 'checkpoints on');
-  return { enabled: true, context: { config, dir: opened.dir, log, criu, unprivileged, argv } };
+  const store = opened.store;
+  return { enabled: true, context: { config, dir: opened.dir, log, criu, unprivileged, argv, ...(store === undefined ? {} : { store }) } };
 }
 
 /** Pure: the control socket's answer for a dump outcome. */
@@ -65,5 +74,8 @@ export function toResponse(outcome: DumpOutcome): ControlResponse {
     duration_ms: outcome.durationMs,
     ...(frozen === undefined ? {} : { frozen_ms: Math.round(frozen / 1000) }),
     mode: outcome.mode,
+    ...(outcome.remote === undefined
+      ? {}
+      : { remote: { id: outcome.remote.id, key: outcome.remote.key, compressed_bytes: outcome.remote.storedBytes, upload_ms: outcome.remote.uploadMs } }),
   };
 }

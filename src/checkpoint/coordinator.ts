@@ -2,7 +2,10 @@ import type { Supervisor } from '../init/supervisor.js';
 import type { Logger } from '../log.js';
 import type { CheckpointContext } from './context.js';
 import type { CheckpointState } from './controller.js';
-import { dumpApp, type DumpOutcome, type DumpRequest } from './dump.js';
+import { join } from 'node:path';
+import { dumpApp, type DumpOutcome, type DumpRequest, type Publish } from './dump.js';
+import { generationName } from './layout.js';
+import { systemPorts } from './ports.js';
 import type { LazyEnd, LazyServing } from './lazy.js';
 
 /** What the coordinator needs of the supervisor: the app's arrival, a signal hold, forwarding and the exit code. */
@@ -15,16 +18,18 @@ interface Run {
 
 /**
  * idle; a dump run waiting for the app (requested before it runs), waiting for a lazy
- * restore to copy its last page in, or dumping; ended: a committed exit-mode dump ended
- * the app and answers every later request.
+ * restore to copy its last page in, dumping, or uploading its generation to the object
+ * store (STASIS_STORE; in continue mode with the app running); ended: a committed
+ * exit-mode dump ended the app and answers every later request.
  */
 export type DumpState =
   | { readonly kind: 'idle' }
-  | { readonly kind: 'waiting-for-app' | 'waiting-for-lazy' | 'dumping'; readonly run: Run }
+  | { readonly kind: 'waiting-for-app' | 'waiting-for-lazy' | 'dumping' | 'uploading'; readonly run: Run }
   | { readonly kind: 'ended'; readonly outcome: DumpOutcome };
 
 export interface CoordinatorOptions {
-  readonly dump?: (context: CheckpointContext, appPid: number, request: DumpRequest) => Promise<DumpOutcome>;
+  /** `publish` is given in exit mode with a store: the dump uploads before it ends the app */
+  readonly dump?: (context: CheckpointContext, appPid: number, request: DumpRequest, publish?: Publish) => Promise<DumpOutcome>;
   /** How long a dump request that arrives before the app runs waits for it (a restore of a big app takes seconds). */
   readonly appWaitMs?: number;
 }
@@ -41,6 +46,8 @@ const APP_WAIT_MS = 10 * 60_000;
 export class DumpCoordinator {
   private current: DumpState = { kind: 'idle' };
   private lazy: LazyServing | null = null;
+  /** the dump requested while a continue-mode upload runs: it starts once the upload is done */
+  private next: Promise<DumpOutcome> | null = null;
   private readonly dump: NonNullable<CoordinatorOptions['dump']>;
   private readonly appWaitMs: number;
 
@@ -51,7 +58,7 @@ export class DumpCoordinator {
     private readonly log: Logger,
     options: CoordinatorOptions = {},
   ) {
-    this.dump = options.dump ?? dumpApp;
+    this.dump = options.dump ?? ((context, pid, request, publish) => dumpApp(context, pid, request, systemPorts, publish));
     this.appWaitMs = options.appWaitMs ?? APP_WAIT_MS;
     supervisor.decideEndedOnPurpose(() => this.current.kind === 'ended');
   }
@@ -75,6 +82,15 @@ export class DumpCoordinator {
     if (current.kind === 'ended') {
       this.log.info({ reason: request.reason }, 'dump requested after the app was dumped and ended: answered with that dump');
       return Promise.resolve(current.outcome);
+    }
+    if (current.kind === 'uploading' && current.run.request.mode === 'continue') {
+      // a new dump of the running app waits for the upload of the previous one
+      this.log.info({ reason: request.reason }, 'dump requested during an upload: it starts once the upload is done');
+      this.next ??= current.run.done.then(() => {
+        this.next = null;
+        return this.request(request);
+      });
+      return this.next;
     }
     if (current.kind !== 'idle') return current.run.done;
     return this.start(this.checkpoints.context, request);
@@ -132,7 +148,7 @@ export class DumpCoordinator {
 
   private async perform(context: CheckpointContext, run: Run): Promise<DumpOutcome> {
     // Held from the start: signals queued while the app is restored reach it after the dump.
-    let release = this.supervisor.holdSignals();
+    let release = once(this.supervisor.holdSignals());
     try {
       const pid = this.supervisor.appPid ?? (await this.appToCome(run));
       if (pid === null) return { ok: false, error: 'no app is running', criuErrors: [] };
@@ -143,12 +159,23 @@ export class DumpCoordinator {
         this.log.info({ reason: run.request.reason }, 'dump waits until the lazy restore has copied every page in');
         const end = await this.lazy.done;
         if (end.kind === 'failed') return this.lazyFailed(end);
-        release = this.supervisor.holdSignals();
+        release = once(this.supervisor.holdSignals());
       }
       this.current = { kind: 'dumping', run };
-      const outcome = await this.dump(context, pid, run.request);
+      const store = context.store;
+      const publish: Publish | undefined =
+        store &&
+        ((local) => {
+          this.current = { kind: 'uploading', run };
+          return store.publish(local);
+        });
+      const outcome = await this.dump(context, pid, run.request, run.request.mode === 'exit' ? publish : undefined);
       if (outcome.ok && run.request.mode === 'exit') this.current = { kind: 'ended', outcome };
-      return outcome;
+      if (!outcome.ok || run.request.mode === 'exit' || publish === undefined) return outcome;
+      // continue mode: the app runs on (and gets its signals) while its generation uploads
+      release();
+      const uploaded = await publish({ generation: outcome.generation, path: join(context.dir, generationName(outcome.generation)) });
+      return uploaded.ok ? { ...outcome, remote: uploaded.published } : { ok: false, error: uploaded.error, criuErrors: [] };
     } finally {
       if (this.current.kind !== 'ended') this.current = { kind: 'idle' };
       release();
@@ -181,4 +208,13 @@ export class DumpCoordinator {
     this.log.error({ err: (error as Error).stack ?? String(error) }, 'dump failed; the app keeps running');
     return { ok: false, error: `dump failed: ${(error as Error).message}`, criuErrors: [] };
   }
+}
+
+function once(release: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    release();
+  };
 }

@@ -11,6 +11,11 @@ import { systemPorts, type CheckpointPorts } from './ports.js';
 import { saveFiles, savesFiles } from './preserve.js';
 import { beginIncoming, commit, describeFsFailure, imageSizes, nextGenerationNumber, prune, volumeFull } from './store.js';
 import type { CheckpointContext } from './context.js';
+import type { PublishOutcome } from '../store/open.js';
+import type { Published } from '../store/upload.js';
+
+/** Uploads a committed local generation to the object store (STASIS_STORE). */
+export type Publish = (local: { readonly generation: number; readonly path: string }) => Promise<PublishOutcome>;
 
 export interface DumpRequest {
   readonly mode: 'continue' | 'exit';
@@ -25,6 +30,8 @@ export type DumpOutcome =
       readonly durationMs: number;
       readonly mode: 'continue' | 'exit';
       readonly stats: DumpStats | undefined;
+      /** its copy in the object store, once uploaded */
+      readonly remote?: Published;
     }
   | { readonly ok: false; readonly error: string; readonly criuErrors: readonly string[] };
 
@@ -33,7 +40,13 @@ export type DumpOutcome =
  * stopped: it is killed only once the generation is committed, and resumed if
  * anything failed - so a failed dump never costs the app.
  */
-export async function dumpApp(context: CheckpointContext, appPid: number, request: DumpRequest, ports: CheckpointPorts = systemPorts): Promise<DumpOutcome> {
+export async function dumpApp(
+  context: CheckpointContext,
+  appPid: number,
+  request: DumpRequest,
+  ports: CheckpointPorts = systemPorts,
+  publish?: Publish,
+): Promise<DumpOutcome> {
   const { config, dir, log } = context;
   const started = performance.now();
   const stdio = ports.identifyStdio(appPid);
@@ -114,6 +127,13 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
       const beforeCommitMs = Math.round(performance.now() - started);
       const committed = await commit(dir, incoming, { ...metadata, dump: { ...metadata.dump, duration_ms: beforeCommitMs } });
       const pruned = await prune(dir, config.keep);
+      // exit mode with a store: the app stays stopped until its generation is in the store too
+      const uploaded = request.mode === 'exit' && publish !== undefined ? await publish({ generation, path: committed.path }) : undefined;
+      if (uploaded?.ok === false) {
+        signalApp('SIGCONT');
+        log.error({ generation, pid: appPid, error: uploaded.error }, 'dump not uploaded; the app keeps running');
+        return { ok: false, error: uploaded.error, criuErrors: [] };
+      }
       const durationMs = Math.round(performance.now() - started);
       // exit mode: criu left the tree stopped; the committed generation now holds it
       if (request.mode === 'exit') signalApp('SIGKILL');
@@ -135,7 +155,7 @@ export async function dumpApp(context: CheckpointContext, appPid: number, reques
         },
         'dump committed',
       );
-      return { ok: true, generation, bytes, durationMs, mode: request.mode, stats };
+      return { ok: true, generation, bytes, durationMs, mode: request.mode, stats, ...(uploaded?.ok === true ? { remote: uploaded.published } : {}) };
     } catch (error) {
       if (stopped) signalApp('SIGCONT');
       await rm(incoming, { recursive: true, force: true });

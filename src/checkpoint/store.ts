@@ -144,7 +144,7 @@ export async function commit(dir: string, incoming: string, metadata: Metadata):
   return { generation: metadata.generation, name, path };
 }
 
-async function pointCurrentAt(dir: string, name: string | null): Promise<void> {
+export async function pointCurrentAt(dir: string, name: string | null): Promise<void> {
   const link = join(dir, CURRENT_LINK);
   if (name === null) {
     await rm(link, { force: true });

@@ -19,10 +19,10 @@ export interface Check {
   readonly fix: string | null;
 }
 
-const ok = (name: string, detail: string): Check => ({ name, status: 'ok', detail, fix: null });
-const warn = (name: string, detail: string, fix: string): Check => ({ name, status: 'warn', detail, fix });
-const fail = (name: string, detail: string, fix: string): Check => ({ name, status: 'FAIL', detail, fix });
-const skip = (name: string, detail: string): Check => ({ name, status: 'skip', detail, fix: null });
+export const ok = (name: string, detail: string): Check => ({ name, status: 'ok', detail, fix: null });
+export const warn = (name: string, detail: string, fix: string): Check => ({ name, status: 'warn', detail, fix });
+export const fail = (name: string, detail: string, fix: string): Check => ({ name, status: 'FAIL', detail, fix });
+export const skip = (name: string, detail: string): Check => ({ name, status: 'skip', detail, fix: null });
 
 const INSTALL_CRIU = 'install criu 4 or newer (a distribution package if it is new enough, or scripts/install-criu.sh) and point STASIS_CRIU (--criu) at it';
 

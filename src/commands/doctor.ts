@@ -162,6 +162,8 @@ export async function runChecks(config: Config, env: Readonly<Record<string, str
     judgeFreeSpace({ free: await freeBytes(config.dir), estimate: await lastDumpSize(config.dir) }),
     judgeLazyPages(usable ? await runProgram(config.criu, lazyProbeArgs(unprivileged)) : null, config.lazy),
     judgeCriuFault({ value: env.CRIU_FAULT, wrapperSetsIt: await wrapperSetsCriuFault(resolved), virtualMachine: /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo) }),
+    // loaded only with a store configured: the AWS SDK is most of the bundle
+    ...(config.store === null ? [] : await import('../store/doctor.js').then(async ({ judgeStore, storeFacts }) => judgeStore(await storeFacts(config, env)))),
   ];
 }
 

@@ -5,6 +5,7 @@
 import type { LastRestore } from '../checkpoint/history.js';
 import { parseGenerationName } from '../checkpoint/layout.js';
 import type { DumpStats } from '../criu/stats.js';
+import type { RemoteStatus } from '../store/status.js';
 import { formatBytes, formatMs, formatUs } from '../format.js';
 import { formatAge, formatArgv, formatTable, formatTime, truncate } from './table.js';
 
@@ -62,6 +63,8 @@ export interface StatusReport {
   readonly lastFailedDump: FailedDump | null;
   /** .incoming-* folders: dumps running now (or interrupted; removed at the next start). */
   readonly incoming: readonly string[];
+  /** STASIS_STORE (and STASIS_STORE_TEMPLATE): the generations in object storage */
+  readonly stores?: readonly RemoteStatus[];
 }
 
 export interface GenerationInput {
@@ -183,10 +186,16 @@ const REASON_WIDTH = 110;
 
 /** Pure: the readable report. */
 export function formatStatus(report: StatusReport, now: Date): string {
+  const out = formatLocal(report, now);
+  for (const store of report.stores ?? []) out.push('', ...formatRemote(store, now));
+  return `${out.join('\n')}\n`;
+}
+
+function formatLocal(report: StatusReport, now: Date): string[] {
   const out: string[] = [`Checkpoint directory: ${report.dir}`];
   if (!report.exists) {
     out.push('', 'It does not exist yet: no checkpoint has been made (stasis creates it, mode 0700, at start).');
-    return `${out.join('\n')}\n`;
+    return out;
   }
   out.push(`Current: ${report.current ?? '(none)'}`, '');
   if (report.generations.length === 0) {
@@ -255,7 +264,36 @@ export function formatStatus(report: StatusReport, now: Date): string {
     out.push(`Last failed dump: ${formatTime(report.lastFailedDump.at)} (${formatAge(report.lastFailedDump.at, now)}): ${truncate(error, REASON_WIDTH)}`);
   }
   if (report.incoming.length > 0) out.push(`Dump in progress (or interrupted): ${report.incoming.join(', ')}`);
-  return `${out.join('\n')}\n`;
+  return out;
+}
+
+function generationLines(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  return rows.length === 0 ? ['Generations: none'] : ['Generations (newest first, * = current):', indent(formatTable(header, rows))];
+}
+
+/** Pure: the lines of one object store's part of `stasis status`. */
+export function formatRemote(store: RemoteStatus, now: Date): string[] {
+  const out = [`${store.template ? 'Template store (read-only)' : 'Object store'}: ${store.url} at ${store.endpoint}`];
+  if (store.error !== null) return [...out, `  cannot be read: ${store.error}`];
+  if (!store.template) out.push(`Current: ${store.current ?? '(none)'}`);
+  out.push(
+    ...generationLines(
+      ['', 'GENERATION', 'UPLOADED', 'STORED', 'OBJECTS', 'STATE'],
+      store.generations.map((g) => [
+        g.id === store.current ? '*' : '',
+        g.id,
+        `${formatTime(g.modified)} (${formatAge(g.modified, now)})`,
+        formatBytes(g.storedBytes),
+        String(g.objects),
+        g.committed ? 'committed' : 'no manifest: uploading, or a failed upload (never restored)',
+      ]),
+    ),
+  );
+  if (store.quarantine.length > 0) {
+    out.push(`Quarantine (${store.quarantine.length}, never restored again):`);
+    out.push(indent(formatTable(['NAME', 'REASON'], store.quarantine.map((q) => [q.id, truncate(reasonLine(q.reason), REASON_WIDTH)]))));
+  }
+  return out;
 }
 
 /** Pure: `3 (1.2 MiB)`, `0`, or `-` when the generation does not say (made by an older stasis). */

@@ -89,6 +89,8 @@ export async function runStatus(config: Config, options: StatusOptions): Promise
   let report: StatusReport;
   try {
     report = await collectStatus(dir);
+    // loaded only with a store configured: the AWS SDK is most of the bundle
+    if (config.store !== null) report = { ...report, stores: await (await import('../store/status.js')).collectRemoteStatus(config) };
   } catch (error) {
     process.stderr.write(`stasis status: cannot read ${dir}: ${(error as Error).message}\n`);
     return 1;

@@ -702,6 +702,12 @@ describe('bad configuration', () => {
     STASIS_REMAP_EXIT: { values: ['256', 'x'], allowed: 'exit codes 0-255' },
     STASIS_SUBREAPER: { values: ['enable'], allowed: 'true or false' },
     STASIS_GRACE: { values: ['', '5x', 'soon', '-1s'], allowed: 'duration such as 500ms' },
+    STASIS_STORE: { values: ['bucket/prefix', 's3://UPPER/x', 's3://b-b/{pod}'], allowed: 's3://BUCKET/PREFIX' },
+    STASIS_STORE_TEMPLATE: { values: ['https://bucket/x', 's3://'], allowed: 's3://BUCKET/PREFIX' },
+    STASIS_S3_ENDPOINT: { values: ['rgw:7480', 'ftp://x'], allowed: 'http:// or https:// URL' },
+    STASIS_COMPRESS: { values: ['', 'gzip'], allowed: 'one of zstd, none' },
+    STASIS_COMPRESS_LEVEL: { values: ['0', '20', 'max'], allowed: 'whole number from 1 to 19' },
+    STASIS_ENCRYPTION_KEY_FILE: { values: ['key.txt'], allowed: 'absolute path' },
   };
   /** Options that take any text at all. */
   const ANYTHING = new Set(['STASIS_APP_VERSION']);

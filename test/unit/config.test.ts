@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, OPTIONS, camel, loadConfig, parseBool, parseRemapExit, parseRewrite, type Config } from '../../src/config.js';
+import { ConfigError, OPTIONS, camel, checkCombinations, loadConfig, parseBool, parseRemapExit, parseRewrite, type Config } from '../../src/config.js';
 
 const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 } as const;
 
@@ -33,6 +33,12 @@ const DEFAULTS: Config = {
   remapExit: new Map(),
   subreaper: true,
   grace: 5000,
+  store: null,
+  storeTemplate: null,
+  s3Endpoint: null,
+  compress: 'zstd',
+  compressLevel: 3,
+  encryptionKeyFile: null,
 };
 
 /** For every option: a raw value that is valid and not the default, and what it parses to. */
@@ -66,6 +72,12 @@ const GOOD: Record<keyof Config, readonly [string, unknown]> = {
   remapExit: ['143,130:1', new Map([[143, 0], [130, 1]])],
   subreaper: ['off', false],
   grace: ['1.5s', 1500],
+  store: ['s3://my-bucket/pods/{hostname}/', { bucket: 'my-bucket', prefix: 'pods/{hostname}' }],
+  storeTemplate: ['s3://warm.templates', { bucket: 'warm.templates', prefix: '' }],
+  s3Endpoint: ['http://rgw.storage:7480/', 'http://rgw.storage:7480'],
+  compress: ['none', 'none'],
+  compressLevel: ['19', 19],
+  encryptionKeyFile: ['/run/secrets/stasis/key', '/run/secrets/stasis/key'],
 };
 
 /** For every option that can be wrong: bad values, and words its "allowed" text must contain. */
@@ -98,6 +110,12 @@ const BAD: Partial<Record<keyof Config, { readonly values: readonly string[]; re
   remapExit: { values: ['256', '1:256', '-1', 'x', '143:', '1,,2'], allowed: ['0-255'] },
   subreaper: { values: ['enable'], allowed: ['true', 'false'] },
   grace: { values: ['5x', '-1s', 'soon', '', '1e3', '5 s'], allowed: ['500ms', '5s'] },
+  store: { values: ['bucket/prefix', 's3://', 's3://UPPER/x', 's3://ab', 's3://b-b/a//b', 's3://b-b/../x', 's3://b-b/{pod}'], allowed: ['s3://BUCKET/PREFIX', '{hostname}'] },
+  storeTemplate: { values: ['https://bucket/x'], allowed: ['s3://BUCKET/PREFIX'] },
+  s3Endpoint: { values: ['rgw:7480', 'ftp://x', 'http://'], allowed: ['http://', 'https://'] },
+  compress: { values: ['gzip', ''], allowed: ['zstd', 'none'] },
+  compressLevel: { values: ['0', '20', 'max', ''], allowed: ['1', '19'] },
+  encryptionKeyFile: { values: ['key.txt'], allowed: ['absolute path'] },
 };
 
 /** Options that accept any string at all. */
@@ -120,8 +138,8 @@ describe('OPTIONS table', () => {
     expect(new Set(OPTIONS.map((option) => option.env)).size).toBe(OPTIONS.length);
     expect(new Set(OPTIONS.map((option) => option.flag)).size).toBe(OPTIONS.length);
     for (const option of OPTIONS) {
-      expect(option.env).toMatch(/^STASIS_[A-Z_]+$/);
-      expect(option.flag).toMatch(/^[a-z]+(-[a-z]+)*$/);
+      expect(option.env).toMatch(/^STASIS_[A-Z][A-Z0-9_]*$/);
+      expect(option.flag).toMatch(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/);
     }
   });
 
@@ -209,6 +227,15 @@ describe('loadConfig', () => {
     }
   });
 
+  test('STASIS_STORE needs STASIS_DIR, STASIS_STORE_TEMPLATE needs STASIS_STORE: the option is named', () => {
+    const store = { STASIS_STORE: 's3://my-bucket/p' };
+    expect(configError(() => checkCombinations(loadConfig(store), store)).message).toMatch(/^STASIS_STORE="s3:\/\/my-bucket\/p" is not valid: expected STASIS_DIR to be set too/);
+    const flags = { storeTemplate: 's3://my-bucket/t' };
+    expect(configError(() => checkCombinations(loadConfig({ STASIS_DIR: '/x' }, flags), {}, flags)).source).toBe('--store-template');
+    const both = { STASIS_DIR: '/x', ...store, STASIS_STORE_TEMPLATE: 's3://my-bucket/t' };
+    expect(() => checkCombinations(loadConfig(both), both)).not.toThrow();
+  });
+
   test('the first bad option is reported, in table order', () => {
     const error = configError(() => loadConfig({ STASIS_GRACE: 'x', STASIS_KEEP: 'y' }));
     expect(error.source).toBe('STASIS_KEEP');
@@ -220,7 +247,8 @@ function defaultOrRaw(key: keyof Config): string {
   const other: Partial<Record<keyof Config, string>> = {
     dir: '/other', dumpSignal: 'HUP', afterDump: 'exit', keep: '9', onRestoreFailure: 'fresh', minPid: '20', criu: 'other-criu',
     criuDumpOpts: '--other', criuRestoreOpts: '--other', tcp: 'close', appVersion: 'other', logLevel: 'warn', logFormat: 'pretty',
-    rewrite: 'HUP:INT', remapExit: '1:2', grace: '9s',
+    rewrite: 'HUP:INT', remapExit: '1:2', grace: '9s', store: 's3://other-bucket/x', storeTemplate: 's3://other-bucket/t',
+    s3Endpoint: 'https://s3.example', compress: 'zstd', compressLevel: '5', encryptionKeyFile: '/other/key',
   };
   return other[key] ?? '';
 }

@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { CheckpointContext } from '../../src/checkpoint/context.js';
 import type { CheckpointState } from '../../src/checkpoint/controller.js';
 import { DumpCoordinator } from '../../src/checkpoint/coordinator.js';
-import type { DumpOutcome, DumpRequest } from '../../src/checkpoint/dump.js';
+import type { DumpOutcome, DumpRequest, Publish } from '../../src/checkpoint/dump.js';
+import type { PublishOutcome } from '../../src/store/open.js';
+import type { Published } from '../../src/store/upload.js';
 import type { LazyEnd, LazyServing } from '../../src/checkpoint/lazy.js';
 import { loadConfig } from '../../src/config.js';
 import { Supervisor } from '../../src/init/supervisor.js';
@@ -31,7 +33,7 @@ function setup(options: { appWaitMs?: number; env?: Record<string, string>; stat
   };
   const coordinator = new DumpCoordinator(supervisor, options.state?.(checkpoints) ?? checkpoints, captured.log, { dump, appWaitMs: options.appWaitMs ?? 60_000 });
   const adopt = (): void => supervisor.adopt({ pid: APP, kind: 'restored' });
-  return { captured, system, supervisor, coordinator, dumps, adopt };
+  return { captured, system, supervisor, coordinator, dumps, adopt, context };
 }
 
 function lazyServing(): LazyServing & { end: Deferred<LazyEnd>; adoptions: number } {
@@ -285,5 +287,105 @@ describe('DumpCoordinator: interval ticks', () => {
     await supervisor.finish(0);
     vi.advanceTimersByTime(5000);
     expect(dumps).toHaveLength(1);
+  });
+});
+
+describe('DumpCoordinator: uploads to the object store (STASIS_STORE)', () => {
+  const published = (generation: number): Published => ({ id: `gen-00000${generation}-0a0b0c0d`, key: `p/gen-00000${generation}-0a0b0c0d`, generation, objects: 5, bytes: 1000, storedBytes: 300, uploadMs: 7, pruned: [] });
+
+  function withStore() {
+    const uploads: { local: { generation: number; path: string }; result: Deferred<PublishOutcome> }[] = [];
+    const store = {
+      publish: (local: { generation: number; path: string }): Promise<PublishOutcome> => {
+        const result = deferred<PublishOutcome>();
+        uploads.push({ local, result });
+        return result.promise;
+      },
+      fetchForRestore: async (): Promise<void> => undefined,
+    };
+    const publishes: (Publish | undefined)[] = [];
+    const base = setup();
+    const context: CheckpointContext = { ...base.context, store };
+    const dumps: { request: DumpRequest; result: Deferred<DumpOutcome> }[] = [];
+    const dump = (_context: CheckpointContext, _pid: number, request: DumpRequest, publish?: Publish): Promise<DumpOutcome> => {
+      publishes.push(publish);
+      const result = deferred<DumpOutcome>();
+      dumps.push({ request, result });
+      return result.promise;
+    };
+    const coordinator = new DumpCoordinator(base.supervisor, { enabled: true, context }, base.captured.log, { dump });
+    base.adopt();
+    return { coordinator, dumps, uploads, publishes, captured: base.captured };
+  }
+
+  test('continue mode: the answer waits for the upload, which runs after the dump with the state "uploading"', async () => {
+    const { coordinator, dumps, uploads, publishes } = withStore();
+    const request = coordinator.request({ mode: 'continue', reason: 'signal' });
+    await settle();
+    expect(publishes).toEqual([undefined]);
+    dumps[0]?.result.resolve(committed(3, 'continue'));
+    await settle();
+    expect(coordinator.state.kind).toBe('uploading');
+    expect(uploads[0]?.local).toEqual({ generation: 3, path: '/checkpoints/gen-000003' });
+    uploads[0]?.result.resolve({ ok: true, published: published(3) });
+    expect(await request).toMatchObject({ ok: true, generation: 3, remote: { id: 'gen-000003-0a0b0c0d' } });
+    expect(coordinator.state.kind).toBe('idle');
+  });
+
+  test('requests during a continue-mode upload start one new dump once the upload is done', async () => {
+    const { coordinator, dumps, uploads } = withStore();
+    const first = coordinator.request({ mode: 'continue', reason: 'signal' });
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await settle();
+    const second = coordinator.request({ mode: 'continue', reason: 'control socket' });
+    const third = coordinator.request({ mode: 'continue', reason: 'signal' });
+    await settle();
+    expect(dumps).toHaveLength(1);
+    uploads[0]?.result.resolve({ ok: true, published: published(1) });
+    expect(await first).toMatchObject({ generation: 1 });
+    await settle();
+    expect(dumps).toHaveLength(2);
+    dumps[1]?.result.resolve(committed(2, 'continue'));
+    await settle();
+    uploads[1]?.result.resolve({ ok: true, published: published(2) });
+    expect(await second).toMatchObject({ generation: 2 });
+    expect(await third).toMatchObject({ generation: 2 });
+  });
+
+  test('a failed upload is a failed outcome naming why; the coordinator is idle again', async () => {
+    const { coordinator, dumps, uploads } = withStore();
+    const request = coordinator.request({ mode: 'continue', reason: 'signal' });
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await settle();
+    uploads[0]?.result.resolve({ ok: false, error: 'generation 1 is committed in STASIS_DIR but not in the object store: bucket b does not exist' });
+    expect(await request).toMatchObject({ ok: false, error: expect.stringContaining('bucket b does not exist') });
+    expect(coordinator.state.kind).toBe('idle');
+  });
+
+  test('an interval tick during an upload is skipped', async () => {
+    const { coordinator, dumps, captured } = withStore();
+    void coordinator.request({ mode: 'continue', reason: 'signal' });
+    dumps[0]?.result.resolve(committed(1, 'continue'));
+    await settle();
+    coordinator.tick();
+    expect(dumps).toHaveLength(1);
+    expect(captured.named('interval checkpoint skipped: a dump or a lazy restore is running, or no app yet')).toHaveLength(1);
+  });
+
+  test('exit mode: the dump gets the upload to run before it ends the app; while it runs the state is "uploading" and requests join', async () => {
+    const { coordinator, dumps, uploads, publishes } = withStore();
+    const request = coordinator.request({ mode: 'exit', reason: 'SIGTERM' });
+    await settle();
+    const publish = publishes[0];
+    expect(publish).toBeTypeOf('function');
+    const upload = publish?.({ generation: 4, path: '/checkpoints/gen-000004' });
+    expect(coordinator.state.kind).toBe('uploading');
+    const joined = coordinator.request({ mode: 'continue', reason: 'control socket' });
+    uploads[0]?.result.resolve({ ok: true, published: published(4) });
+    await upload;
+    dumps[0]?.result.resolve({ ...(committed(4, 'exit') as Extract<DumpOutcome, { ok: true }>), remote: published(4) });
+    expect(await request).toMatchObject({ generation: 4, remote: { id: 'gen-000004-0a0b0c0d' } });
+    expect(await joined).toMatchObject({ generation: 4 });
+    expect(coordinator.state.kind).toBe('ended');
   });
 });

@@ -3,6 +3,7 @@ import { restoreRecord } from '../../src/checkpoint/history.js';
 import {
   describePreserved,
   describeLastRestore,
+  formatRemote,
   formatStatus,
   keyError,
   parseQuarantineName,
@@ -172,5 +173,38 @@ describe('formatStatus', () => {
     expect(text).toContain('Last restore: restored gen 2 at 2025-11-27 11:59:00Z (1m ago), pid 10000, took 240ms');
     expect(text).toContain('Last failed dump: 2025-11-27 11:30:00Z (30m ago): Error (criu/files-reg.c:1): ghost');
     expect(text).toContain('Dump in progress (or interrupted): .incoming-abc');
+  });
+});
+
+describe('formatRemote', () => {
+  const now = new Date('2026-12-05T12:00:00Z');
+  const store = {
+    url: 's3://bk/pods/web-0',
+    endpoint: 'http://rgw:7480',
+    template: false,
+    current: 'gen-000002-0a0b0c0d',
+    generations: [
+      { id: 'gen-000003-0a0b0c0d', generation: 3, committed: false, objects: 2, storedBytes: 2048, modified: '2026-12-05T11:59:00Z' },
+      { id: 'gen-000002-0a0b0c0d', generation: 2, committed: true, objects: 9, storedBytes: 5 * 2 ** 20, modified: '2026-12-05T11:00:00Z' },
+    ],
+    quarantine: [{ id: 'gen-000001-0a0b0c0d', reason: 'pages-1.img is damaged: 4 bytes\nmore' }],
+    error: null,
+  };
+
+  test('generations with the current one starred, uploads without manifest named as such, quarantine with reasons', () => {
+    const text = formatRemote(store, now).join('\n');
+    expect(text).toContain('Object store: s3://bk/pods/web-0 at http://rgw:7480');
+    expect(text).toContain('Current: gen-000002-0a0b0c0d');
+    expect(text).toMatch(/\* +gen-000002-0a0b0c0d .* 5\.0 MiB +9 +committed/);
+    expect(text).toMatch(/gen-000003-0a0b0c0d .*no manifest: uploading, or a failed upload/);
+    expect(text).toMatch(/gen-000001-0a0b0c0d +pages-1\.img is damaged: 4 bytes/);
+  });
+
+  test('a store that cannot be read says why; a template is marked read-only', () => {
+    expect(formatRemote({ ...store, error: 'bucket bk does not exist at http://rgw:7480' }, now)).toEqual([
+      'Object store: s3://bk/pods/web-0 at http://rgw:7480',
+      '  cannot be read: bucket bk does not exist at http://rgw:7480',
+    ]);
+    expect(formatRemote({ ...store, template: true }, now)[0]).toBe('Template store (read-only): s3://bk/pods/web-0 at http://rgw:7480');
   });
 });
