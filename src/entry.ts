@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, checkCombinations, loadConfig } from './config.js';
 import { EXIT } from './init/exit.js';
 import { createLogger } from './log.js';
 import { run } from './run.js';
@@ -16,6 +16,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   try {
     const config = loadConfig(process.env);
+    checkCombinations(config, process.env);
     await run(config, argv.slice(3), createLogger(config.logLevel, config.logFormat));
   } catch (error) {
     exitOnError(error);
