@@ -64,6 +64,8 @@ export interface OciInput {
   readonly user?: { readonly uid: number; readonly gid: number };
   /** no_new_privs (allowPrivilegeEscalation: false); default true. File capabilities are ignored under it. */
   readonly noNewPrivileges?: boolean;
+  /** a network namespace to join (test/helpers/podnet.ts) instead of a new, unconnected one */
+  readonly netns?: string;
 }
 
 export function ociConfig(input: OciInput): Record<string, unknown> {
@@ -95,7 +97,7 @@ export function ociConfig(input: OciInput): Record<string, unknown> {
       ...Object.entries(input.volumes).map(([source, destination]) => ({ destination, type: 'bind', source, options: ['rbind', 'rw'] })),
     ],
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }, { type: 'cgroup' }],
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', ...(input.netns ? { path: input.netns } : {}) }, { type: 'cgroup' }],
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
