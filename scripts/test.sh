@@ -21,8 +21,8 @@ scripts/setup-runtimes.sh # buildah, podman, containerd for the image tests
 scripts/setup-s3.sh # Ceph (mon, osd, radosgw) for the object-storage tests
 export PATH="$PWD/node_modules/.bin:$PATH" # node and vitest: the pinned Node 26
 vitest run --project unit --project e2e "$@"
-# runc, podman and containerd tests always run dist/stasis inside their containers; no need to repeat them.
-STASIS_BIN=dist/stasis vitest run --project e2e --exclude test/e2e/runc.test.ts \
+# runc (store-runc too), podman and containerd tests always run dist/stasis inside their containers; no need to repeat them.
+STASIS_BIN=dist/stasis vitest run --project e2e --exclude test/e2e/runc.test.ts --exclude test/e2e/store-runc.test.ts \
   --exclude test/e2e/podman.test.ts --exclude test/e2e/containerd.test.ts
 # Alone: it keeps both CPUs busy while 200 preStop hooks run under runc (about 2 minutes).
 vitest run --project stress
