@@ -223,7 +223,8 @@ export function markdown(results: Results): string {
       ['upload MB/s stasis / alone', (s) => `${s.mb_per_s.upload} / ${s.mb_per_s.upload_alone}`],
       ['download MB/s stasis / alone', (s) => `${s.mb_per_s.download} / ${s.mb_per_s.download_alone}`],
     ];
-    lines.push('### Object storage (Ceph RGW on loopback, zstd level 3)', '');
+    const coding = store[0]?.compress === 'none' ? 'STASIS_COMPRESS=none' : 'zstd level 3';
+    lines.push(`### Object storage (Ceph RGW on loopback, ${coding})`, '');
     lines.push(`| ${columns.map(([header]) => header).join(' | ')} |`, `|---${'|---:'.repeat(columns.length - 1)}|`);
     lines.push(...store.map((s) => `| ${columns.map(([, cell]) => cell(s)).join(' | ')} |`));
     lines.push(

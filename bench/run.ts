@@ -1,5 +1,7 @@
 /**
  * npm run bench [-- --smoke] [--only pid1,checkpoint,warmup,lazy,store] [--out DIR]
+ *   [--sizes MIB,...] (checkpoint and store parts: only these of their sizes)
+ *   [--compress zstd|none] (store part: STASIS_COMPRESS, default zstd)
  *
  * Measures stasis side by side with tini, dumb-init, bare Node and raw criu in one
  * run and writes results.json, results.md and plot.svg (from the JSON). The full run
@@ -39,15 +41,27 @@ const SMOKE: typeof FULL = {
   store: { sizes: [{ mib: 8, reps: 1 }, { mib: 16, reps: 1 }] },
 };
 
+/** --sizes 64,512: the checkpoint and store parts measure only those of their sizes. */
+function pickSizes(options: typeof FULL, sizes: string | undefined): typeof FULL {
+  if (sizes === undefined) return options;
+  const wanted = sizes.split(',').map(Number);
+  const known = new Set([...options.checkpoint.sizes, ...options.store.sizes].map((size) => size.mib));
+  const unknown = wanted.filter((mib) => !known.has(mib));
+  if (unknown.length > 0) throw new Error(`--sizes: ${unknown.join(', ')} MiB is not measured; sizes are ${[...known].join(', ')}`);
+  const keep = <T extends { readonly mib: number }>(list: readonly T[]): T[] => list.filter((size) => wanted.includes(size.mib));
+  return { ...options, checkpoint: { sizes: keep(options.checkpoint.sizes) }, store: { sizes: keep(options.store.sizes) } };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { smoke: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' } },
+    options: { smoke: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' }, sizes: { type: 'string' }, compress: { type: 'string', default: 'zstd' } },
   });
   const smoke = values.smoke === true;
   const only = values.only === undefined ? [...PARTS] : values.only.split(',');
   const unknown = only.filter((part) => !(PARTS as readonly string[]).includes(part));
   if (unknown.length > 0) throw new Error(`--only: unknown part ${unknown.join(', ')}; parts are ${PARTS.join(', ')}`);
-  const options = smoke ? SMOKE : FULL;
+  if (values.compress !== 'zstd' && values.compress !== 'none') throw new Error(`--compress: ${values.compress}; zstd or none`);
+  const options = pickSizes(smoke ? SMOKE : FULL, values.sizes);
   const outDir = resolve(values.out ?? join(ROOT, smoke ? '.cache/bench/smoke' : 'bench/results'));
   const workDir = resolve(process.env.BENCH_DIR ?? join(ROOT, '.cache/bench/work'));
   mkdirSync(outDir, { recursive: true });
@@ -71,7 +85,7 @@ async function main(): Promise<void> {
       writeFileSync(join(outDir, 'plot.svg'), plotSvg(results.checkpoint, subtitle));
     }
     if (results.store && results.store.length > 0) {
-      const subtitle = `Ceph RGW (memstore) on loopback, incompressible heap, zstd level 3, ${meta.machine.nproc} CPUs shared with the server, ${meta.date.slice(0, 10)}`;
+      const subtitle = `Ceph RGW (memstore) on loopback, incompressible heap, ${results.store[0]?.compress === 'none' ? 'no compression' : 'zstd level 3'}, ${meta.machine.nproc} CPUs shared with the server, ${meta.date.slice(0, 10)}`;
       writeFileSync(join(outDir, 'store-plot.svg'), storePlotSvg(results.store, subtitle));
     }
     return md;
@@ -96,7 +110,7 @@ async function main(): Promise<void> {
     results.checkpoint = await part('checkpoint', () => benchCheckpoint(setup, options.checkpoint, workDir));
     results.warmup = await part('warmup', () => benchWarmup(setup, options.warmup, workDir));
     results.lazy = await part('lazy', () => benchLazy(setup, options.lazy, workDir));
-    results.store = await part('store', () => benchStore(setup, options.store, workDir));
+    results.store = await part('store', () => benchStore(setup, { ...options.store, compress: values.compress as 'zstd' | 'none' }, workDir));
   } finally {
     rmSync(workDir, { recursive: true, force: true });
     rmSync(`/dev/shm/stasis-bench-${process.pid}.sock`, { force: true });

@@ -21,6 +21,8 @@ import { Container, evict, filesIn, median, poll, round, run } from './lib/proc.
 
 export interface StoreOptions {
   readonly sizes: readonly { readonly mib: number; readonly reps: number }[];
+  /** STASIS_COMPRESS of the stasis runs (the upload alone compresses the same way); default zstd */
+  readonly compress?: 'zstd' | 'none';
 }
 
 interface StoreRun {
@@ -42,6 +44,7 @@ interface StoreRun {
 
 export interface StoreSizeResult extends StoreRun {
   readonly mib: number;
+  readonly compress: 'zstd' | 'none';
   readonly reps: number;
   readonly compression_ratio: number;
   /** store dump / (local dump + upload alone); goal <= 1.3 */
@@ -86,13 +89,14 @@ async function dumpAndRestore(argv: readonly string[], firstEnv: NodeJS.ProcessE
   }
 }
 
-/** Compresses each file like stasis (zstd level 3), then times uploading and downloading those objects alone. */
-async function transferAlone(bucket: Bucket, generation: string, workDir: string, prefix: string): Promise<{ upload: number; download: number }> {
+/** Compresses each file like stasis (zstd level 3, or not with --compress none), then times uploading and downloading those objects alone. */
+async function transferAlone(bucket: Bucket, generation: string, workDir: string, prefix: string, compress: 'zstd' | 'none'): Promise<{ upload: number; download: number }> {
   const packed = join(workDir, 'packed');
   mkdirSync(packed, { recursive: true });
   const names = readdirSync(generation).filter((name) => statSync(join(generation, name)).isFile());
   for (const name of names) {
-    await pipeline(createReadStream(join(generation, name)), createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 3 } }), createWriteStream(join(packed, name)));
+    const stages = compress === 'zstd' ? [createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 3 } })] : [];
+    await pipeline([createReadStream(join(generation, name)), ...stages, createWriteStream(join(packed, name))]);
   }
   const bySize = names.map((name) => ({ name, size: statSync(join(packed, name)).size })).sort((a, b) => b.size - a.size);
   const up = performance.now();
@@ -107,7 +111,7 @@ async function transferAlone(bucket: Bucket, generation: string, workDir: string
   return { upload: round(upload), download: round(download) };
 }
 
-async function oneRun(setup: Setup, mib: number, workDir: string, bucket: Bucket, s3Env: NodeJS.ProcessEnv, rep: number): Promise<StoreRun> {
+async function oneRun(setup: Setup, mib: number, workDir: string, bucket: Bucket, s3Env: NodeJS.ProcessEnv, rep: number, compress: 'zstd' | 'none'): Promise<StoreRun> {
   const argv = [setup.stasis.path, '--', setup.apps.heap, String(mib)];
   const localDir = join(workDir, `local-${mib}`);
   const storeDir = join(workDir, `store-${mib}`);
@@ -115,9 +119,9 @@ async function oneRun(setup: Setup, mib: number, workDir: string, bucket: Bucket
   const prefix = `size-${mib}/run-${rep}`;
   try {
     const local = await dumpAndRestore(argv, stasisEnv(setup, localDir), stasisEnv(setup, localDir), 'dump committed');
-    const store = { ...s3Env, STASIS_STORE: `s3://${BUCKET}/${prefix}/stasis` };
+    const store = { ...s3Env, STASIS_STORE: `s3://${BUCKET}/${prefix}/stasis`, STASIS_COMPRESS: compress };
     const remote = await dumpAndRestore(argv, { ...stasisEnv(setup, storeDir), ...store }, { ...stasisEnv(setup, emptyDir), ...store }, 'checkpoint uploaded');
-    const alone = await transferAlone(bucket, String(remote.dumped.path), workDir, `${prefix}/alone`);
+    const alone = await transferAlone(bucket, String(remote.dumped.path), workDir, `${prefix}/alone`, compress);
     return {
       image_bytes: Number(remote.done.bytes),
       stored_bytes: Number(remote.done.compressed_bytes),
@@ -165,13 +169,14 @@ export async function benchStore(setup: Setup, options: StoreOptions, workDir: s
       const runs: StoreRun[] = [];
       for (let rep = 0; rep < reps; rep++) {
         console.error(`bench: part 5 (store) - ${mib} MiB, run ${rep + 1} of ${reps}`);
-        runs.push(await oneRun(setup, mib, workDir, bucket, s3Env, rep));
+        runs.push(await oneRun(setup, mib, workDir, bucket, s3Env, rep, options.compress ?? 'zstd'));
       }
       const pick = (key: keyof StoreRun): number => median(runs.map((r) => r[key]));
       const m = Object.fromEntries((Object.keys(runs[0] as StoreRun) as (keyof StoreRun)[]).map((key) => [key, pick(key)])) as unknown as StoreRun;
       results.push({
         mib,
         reps,
+        compress: options.compress ?? 'zstd',
         ...m,
         compression_ratio: round(m.image_bytes / m.stored_bytes, 3),
         dump_ratio: round(median(runs.map((r) => r.store_dump_ms / (r.local_dump_ms + r.upload_alone_ms))), 3),
