@@ -229,8 +229,8 @@ export function markdown(results: Results): string {
     lines.push(...store.map((s) => `| ${columns.map(([, cell]) => cell(s)).join(' | ')} |`));
     lines.push(
       '',
-      `Median of ${store.map((s) => s.reps).join('/')} runs per size; ratios are medians of per-run ratios. The heap app's memory is pseudo-random: zstd cannot shrink it (the worst case; compression costs CPU for nothing). ` +
-        'Dump: "signal handled" to "checkpoint uploaded" in exit mode; local: the same app dumped without a store; upload alone: the same files zstd-compressed beforehand, uploaded with the same parts and parallelism. ' +
+      `Median of ${store.map((s) => s.reps).join('/')} runs per size; ratios are medians of per-run ratios. The heap app's memory is pseudo-random: zstd cannot shrink it (the worst case; stasis's samples see that and store such files as they are). ` +
+        'Dump: "signal handled" to "checkpoint uploaded" in exit mode; local: the same app dumped without a store; upload alone: the same files compressed beforehand as stasis stores them, uploaded with the same parts and parallelism. ' +
         'Restore: container start with an empty STASIS_DIR to "restored"; download alone: the same objects fetched with the same ranged GETs into files; local restore: start to "restored" from a local generation not in the page cache. Node, radosgw and the memstore OSD share the 2 CPUs.',
       '',
     );

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { constants, createZstdCompress } from 'node:zlib';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { compressionFor } from '../src/store/codec.ts';
 import { eachLimit } from '../src/store/limit.ts';
 import { Bucket } from '../src/store/objects.ts';
 import { stasisEnv, ROOT, type Setup } from './lib/setup.ts';
@@ -89,13 +90,15 @@ async function dumpAndRestore(argv: readonly string[], firstEnv: NodeJS.ProcessE
   }
 }
 
-/** Compresses each file like stasis (zstd level 3, or not with --compress none), then times uploading and downloading those objects alone. */
+/** Compresses each file like stasis (zstd level 3 where it shrinks, none with --compress none), then times uploading and downloading those objects alone. */
 async function transferAlone(bucket: Bucket, generation: string, workDir: string, prefix: string, compress: 'zstd' | 'none'): Promise<{ upload: number; download: number }> {
   const packed = join(workDir, 'packed');
   mkdirSync(packed, { recursive: true });
   const names = readdirSync(generation).filter((name) => statSync(join(generation, name)).isFile());
   for (const name of names) {
-    const stages = compress === 'zstd' ? [createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 3 } })] : [];
+    // the same bytes as stasis stores: zstd only where its samples shrink
+    const path = join(generation, name);
+    const stages = (await compressionFor(path, statSync(path).size, { compression: compress, level: 3 })) === 'zstd' ? [createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 3 } })] : [];
     await pipeline([createReadStream(join(generation, name)), ...stages, createWriteStream(join(packed, name))]);
   }
   const bySize = names.map((name) => ({ name, size: statSync(join(packed, name)).size })).sort((a, b) => b.size - a.size);
@@ -147,9 +150,11 @@ const mbPerS = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 
 export async function benchStore(setup: Setup, options: StoreOptions, workDir: string): Promise<StoreSizeResult[]> {
   const cluster = join(workDir, 'ceph');
   const script = join(ROOT, 'scripts/s3-cluster.sh');
-  const largest = Math.max(...options.sizes.map((size) => size.mib));
-  // one run's generation and its copy for the upload alone, with room to spare
-  const memstore = String(Math.max(2 ** 31, largest * 2 ** 20 * 3));
+  // every run's generation and its copy for the upload alone stay in the OSD's RAM: RGW
+  // frees deleted multipart data only in its garbage collection, hours later, and a full
+  // OSD blocks writes instead of failing them
+  const total = options.sizes.reduce((sum, size) => sum + size.mib * size.reps * 2, 0);
+  const memstore = String(Math.max(2 ** 31, Math.ceil(total * 1.25) * 2 ** 20));
   const started = await run(script, ['start', cluster, ACCESS, SECRET], { env: { ...process.env, S3_CLUSTER_MEMSTORE_BYTES: memstore }, timeoutMs: 120_000 });
   const endpoint = started.stdout.trim();
   const s3Env = { STASIS_S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: ACCESS, AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1' };

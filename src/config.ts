@@ -303,7 +303,7 @@ export const OPTIONS = [
   spec({ key: 's3Endpoint', env: 'STASIS_S3_ENDPOINT', flag: 's3-endpoint', kind: 'value', valueName: 'url', defaultText: '(AWS S3)', parse: endpointUrl,
     description: 'S3 endpoint of a non-AWS store (Ceph RGW, MinIO, GCS), addressed path-style; region from AWS_REGION, credentials by the AWS SDK default chain' }),
   spec({ key: 'compress', env: 'STASIS_COMPRESS', flag: 'compress', kind: 'value', valueName: 'mode', defaultText: 'zstd', parse: oneOf(['zstd', 'none'] as const),
-    description: 'compression of objects uploaded to the store: "zstd" or "none"' }),
+    description: 'compression of objects uploaded to the store: "zstd" (files whose samples it does not shrink are stored as they are) or "none"' }),
   spec({ key: 'compressLevel', env: 'STASIS_COMPRESS_LEVEL', flag: 'compress-level', kind: 'value', valueName: 'n', defaultText: '3', parse: integer(1, 19),
     description: 'zstd level for uploads, 1 (fastest) to 19 (smallest)' }),
   spec({ key: 'encryptionKeyFile', env: 'STASIS_ENCRYPTION_KEY_FILE', flag: 'encryption-key-file', kind: 'value', valueName: 'path', defaultText: '(none)', parse: optionalFile,

@@ -99,7 +99,7 @@ async function downloadAll(target: StoreTarget, id: string, manifest: RemoteMani
   await eachLimit(biggestFirst, FILES_IN_FLIGHT, async (file) => {
     const path = join(incoming, file.path);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await downloadFile(target.bucket, keyOf(target.location, id, file.object), file, path, coding);
+    await downloadFile(target.bucket, keyOf(target.location, id, file.object), file, path, { ...coding, compression: file.compression ?? coding.compression });
   });
 }
 

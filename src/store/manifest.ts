@@ -27,6 +27,8 @@ export interface RemoteFile {
   /** as stored: compressed (and encrypted) */
   readonly storedSize: number;
   readonly storedSha256: string;
+  /** set when it differs from the manifest's: a file zstd would not shrink is stored as is */
+  readonly compression?: Compression;
 }
 
 export interface RemoteManifest {
@@ -136,7 +138,8 @@ export function parseManifest(text: string, id: string): RemoteManifest | string
       typeof f.size === 'number' &&
       typeof f.storedSize === 'number' &&
       typeof f.sha256 === 'string' &&
-      typeof f.storedSha256 === 'string';
+      typeof f.storedSha256 === 'string' &&
+      (f.compression === undefined || f.compression === 'zstd' || f.compression === 'none');
     if (!valid) return `${MANIFEST} has a malformed file entry: ${JSON.stringify(file).slice(0, 200)}`;
   }
   return value as RemoteManifest;

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { METADATA_FILE } from '../checkpoint/layout.js';
-import { uploadFile } from './codec.js';
+import { compressionFor, uploadFile } from './codec.js';
 import { generationFiles } from './files.js';
 import { eachLimit } from './limit.js';
 import { keyOf } from './location.js';
@@ -49,9 +49,11 @@ export async function publishGeneration(
   let files: RemoteFile[];
   try {
     files = await eachLimit(localFiles, FILES_IN_FLIGHT, async (file) => {
-      const object = objectName(file.path, coding.compression, coding.key === null ? 'none' : 'aes-256-gcm');
-      const measured = await uploadFile(bucket, key(object), join(local.path, file.path), coding);
-      return { path: file.path, object, ...measured };
+      const path = join(local.path, file.path);
+      const compression = await compressionFor(path, file.size, coding);
+      const object = objectName(file.path, compression, coding.key === null ? 'none' : 'aes-256-gcm');
+      const measured = await uploadFile(bucket, key(object), path, { ...coding, compression });
+      return { path: file.path, object, ...measured, ...(compression === coding.compression ? {} : { compression }) };
     });
     const manifest: RemoteManifest & { readonly keyCheck: string | null } = {
       format: MANIFEST_FORMAT,

@@ -127,6 +127,44 @@ describe('migration through the object store', () => {
   });
 });
 
+describe('what is worth compressing', () => {
+  test('a file of 8 MiB random bytes the app holds in /tmp is stored as is (zstd would not shrink it), the images compressed; it comes back the same', async () => {
+    const prefix = 'random';
+    // the file travels in the generation (files/tmp/blob); USR1 prints its sha256
+    const app = ['sh', '-c', "head -c 8M /dev/urandom >/tmp/blob; exec 3</tmp/blob; trap 'echo sum $(sha256sum </tmp/blob)' USR1; i=0; while :; do i=$((i + 1)); echo tick $i; sleep 0.1; done"];
+    const sums = (lines: readonly string[]): string[] => lines.filter((line) => line.startsWith('sum ')).map((line) => line.split(' ')[1] ?? '');
+    const env = { ...s3.env(), STASIS_DIR: join(lab.tempDir(), 'staging'), STASIS_STORE: `s3://${BUCKET}/${prefix}` };
+    const first = lab.container(app, env);
+    await first.waitForStdout((lines) => ticks(lines).length >= 3, '3 ticks');
+    await first.signal('SIGUSR1');
+    await first.waitForStdout((lines) => sums(lines).length >= 1, 'the sum of /tmp/blob');
+    await first.signal('SIGUSR2');
+    const dumped = await first.finished();
+    expect(dumped.code, dumped.raw).toBe(0);
+    const [id] = generationsIn(await s3.keys(BUCKET, `${prefix}/`), prefix);
+    const manifest = JSON.parse(await s3.getText(BUCKET, `${prefix}/${id}/manifest.json`));
+    expect(manifest.compression).toBe('zstd');
+    const files = manifest.files as { path: string; object: string; size: number; storedSize: number; compression?: string }[];
+    const blob = files.find((file) => file.path.endsWith('tmp/blob'));
+    expect(blob, JSON.stringify(files)).toMatchObject({ size: 8 << 20, storedSize: 8 << 20, compression: 'none' });
+    expect(blob?.object).toBe(blob?.path);
+    const images = files.filter((file) => file.path.endsWith('.img'));
+    expect(images.length).toBeGreaterThan(0);
+    for (const image of images) {
+      expect(image.object).toBe(`${image.path}.zst`);
+      expect(image.compression).toBeUndefined();
+    }
+
+    const second = lab.container(app, { ...env, STASIS_DIR: join(lab.tempDir(), 'staging') });
+    expect((await second.waitForEvent('restored')).generation).toBe(1);
+    await second.signal('SIGUSR1');
+    await second.waitForStdout((lines) => sums(lines).length >= 1, 'the sum of the restored /tmp/blob');
+    expect(sums(second.stdout())[0]).toBe(sums(dumped.stdout)[0]);
+    await second.signal('SIGTERM');
+    expect((await second.finished()).code).toBe(143);
+  });
+});
+
 describe('exit mode and writers', () => {
   test('preStop `stasis checkpoint --exit` and SIGTERM with STASIS_CHECKPOINT_ON_TERM answer and exit only after the remote commit', async () => {
     const prefix = 'prestop';

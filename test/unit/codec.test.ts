@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
-import { DamagedObject, downloadFile, uploadFile, type Coding } from '../../src/store/codec.js';
+import { compressionFor, DamagedObject, downloadFile, SAMPLE_FROM_BYTES, uploadFile, worthCompressing, type Coding } from '../../src/store/codec.js';
 
 /** The two object operations the codec uses, in memory. */
 class MemoryBucket {
@@ -88,5 +88,41 @@ describe('upload and download of one file', () => {
     const measured = await uploadFile(bucket, 'k', path, coding);
     await downloadFile(bucket, 'k', { path: 'x', object: 'k', ...measured }, join(dir, 'back.img'), coding);
     expect(readFileSync(join(dir, 'back.img')).length).toBe(0);
+  });
+});
+
+describe('which files are worth compressing', () => {
+  const zstd = { compression: 'zstd', level: 3 } as const;
+
+  test('pure: samples must shrink by at least 10 %', () => {
+    expect(worthCompressing(1000, 890)).toBe(true);
+    expect(worthCompressing(1000, 900)).toBe(false);
+    expect(worthCompressing(1000, 960)).toBe(false);
+    expect(worthCompressing(1000, 1010)).toBe(false);
+    expect(worthCompressing(0, 0)).toBe(true);
+  });
+
+  test('a big file of random bytes (memory zstd cannot shrink) is stored as is', async () => {
+    const { path } = fileWith(randomBytes(SAMPLE_FROM_BYTES + 4096));
+    expect(await compressionFor(path, SAMPLE_FROM_BYTES + 4096, zstd)).toBe('none');
+  });
+
+  test('a big file that is random only at its start is still compressed: samples are spread over the file', async () => {
+    const size = SAMPLE_FROM_BYTES * 2;
+    const { path } = fileWith(Buffer.concat([randomBytes(512 << 10), Buffer.alloc(size - (512 << 10), 9)]));
+    expect(await compressionFor(path, size, zstd)).toBe('zstd');
+  });
+
+  test('a page image of random memory that starts with a few compressible pages is stored as is', async () => {
+    const size = SAMPLE_FROM_BYTES * 4;
+    const { path } = fileWith(Buffer.concat([Buffer.alloc(256 << 10, 0), randomBytes(size - (256 << 10))]));
+    expect(await compressionFor(path, size, zstd)).toBe('none');
+  });
+
+  test('small files are compressed without a sample; STASIS_COMPRESS=none is never overridden', async () => {
+    const { path } = fileWith(randomBytes(1000));
+    expect(await compressionFor(path, 1000, zstd)).toBe('zstd');
+    const big = fileWith(Buffer.alloc(SAMPLE_FROM_BYTES, 1));
+    expect(await compressionFor(big.path, SAMPLE_FROM_BYTES, { compression: 'none', level: 3 })).toBe('none');
   });
 });
