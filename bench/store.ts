@@ -55,8 +55,20 @@ export interface StoreSizeResult extends StoreRun {
   readonly mb_per_s: { readonly upload: number; readonly download: number; readonly upload_alone: number; readonly download_alone: number };
 }
 
-const ACCESS = 'STASISBENCHACCESSKEY';
-const SECRET = 'stasis-bench-secret-0123456789';
+export const ACCESS = 'STASISBENCHACCESSKEY';
+export const SECRET = 'stasis-bench-secret-0123456789';
+
+/** The bench's own S3 client for the local RGW: no checksum trailers (stasis's settings). */
+export function benchClient(endpoint: string): S3Client {
+  return new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: ACCESS, secretAccessKey: SECRET },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
 const BUCKET = 'stasis-bench';
 const FILES_IN_FLIGHT = 3;
 
@@ -158,14 +170,7 @@ export async function benchStore(setup: Setup, options: StoreOptions, workDir: s
   const started = await run(script, ['start', cluster, ACCESS, SECRET], { env: { ...process.env, S3_CLUSTER_MEMSTORE_BYTES: memstore }, timeoutMs: 120_000 });
   const endpoint = started.stdout.trim();
   const s3Env = { STASIS_S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: ACCESS, AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1' };
-  const client = new S3Client({
-    endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: ACCESS, secretAccessKey: SECRET },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = benchClient(endpoint);
   try {
     await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const bucket = new Bucket(client, BUCKET);
