@@ -98,6 +98,14 @@ export function zombieChildren(pid: number): number[] {
 }
 
 /** `pid comm state wchan` of `root` and everything below it, e.g. "12 stasis S ep_poll, 13 ...". */
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 function processTree(root: number): string {
   const lines: string[] = [];
   const queue = [root];
@@ -109,7 +117,10 @@ function processTree(root: number): string {
     } catch {
       // gone
     }
-    lines.push(`${pid} ${stat?.comm ?? '?'} ${stat?.state ?? '?'} ${wchan}`);
+    // a process that is running (wchan 0) or stuck in the kernel: where, for the next look at a timeout
+    const syscall = readOr(`/proc/${pid}/syscall`).split(' ')[0] ?? '?';
+    const stack = readOr(`/proc/${pid}/stack`).split('\n').slice(0, 3).map((line) => line.replace(/^\[<[0-9a-f]+>\] /, '')).join('<');
+    lines.push(`${pid} ${stat?.comm ?? '?'} ${stat?.state ?? '?'} ${wchan} syscall=${syscall}${stack === '' ? '' : ` stack=${stack}`}`);
     queue.push(...childrenOf(pid));
   }
   return lines.join(', ');
