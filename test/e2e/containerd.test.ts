@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { counts } from '../helpers/container.js';
+import { counts, expectRun } from '../helpers/container.js';
 import { Containerd, CtrContainer } from '../helpers/containerd.js';
 import { buildImage, missingTools } from '../helpers/image.js';
 import type { CapturedResult } from '../helpers/captured.js';
@@ -51,11 +51,6 @@ function start(hostVolume: string, env: Record<string, string> = {}): CtrContain
 const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
 const errs = (lines: readonly string[]): number[] => counts(lines, 'err');
 const last = (numbers: readonly number[]): number => numbers.at(-1) ?? 0;
-
-function expectRun(first: number, numbers: readonly number[]): void {
-  expect(numbers.length).toBeGreaterThan(0);
-  expect(numbers).toEqual(numbers.map((_, i) => first + i));
-}
 
 const eventOf = (result: CapturedResult, msg: string) => result.events.find((event) => event.msg === msg);
 

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { counts } from '../helpers/container.js';
+import { counts, expectRun } from '../helpers/container.js';
 import { buildImage, cleanupContainers, missingTools } from '../helpers/image.js';
 import { parseAllDocuments } from 'yaml';
 import { PodmanContainer, podmanEnv, podOf, PODMAN, type PodmanRunOptions } from '../helpers/podman.js';
@@ -51,11 +51,6 @@ function start(hostVolume: string, env: Record<string, string> = {}, seccomp: Po
 
 const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
 const errs = (lines: readonly string[]): number[] => counts(lines, 'err');
-
-function expectRun(first: number, numbers: readonly number[]): void {
-  expect(numbers.length).toBeGreaterThan(0);
-  expect(numbers).toEqual(numbers.map((_, i) => first + i));
-}
 
 const last = (numbers: readonly number[]): number => numbers.at(-1) ?? 0;
 const eventOf = (result: CapturedResult, msg: string): LogEvent | undefined => result.events.find((event) => event.msg === msg);

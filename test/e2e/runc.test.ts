@@ -8,10 +8,10 @@ import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { counts } from '../helpers/container.js';
+import { counts, expectRun } from '../helpers/container.js';
 import { capabilitiesFor, type CapabilityMode } from '../helpers/oci.js';
 import type { CapturedResult } from '../helpers/captured.js';
-import { RuncContainer, buildRootfs, missingRuncTools } from '../helpers/runc.js';
+import { ROOTFS_ENV, RuncContainer, buildRootfs, missingRuncTools } from '../helpers/runc.js';
 
 /** Where the volume is mounted and STASIS_DIR inside it (stasis creates it 0700). */
 const VOLUME = '/var/lib/stasis';
@@ -53,14 +53,7 @@ function start(mode: CapabilityMode, hostVolume: string, env: Record<string, str
   const container = new RuncContainer({
     rootfs,
     args: ['/usr/local/bin/stasis', '--', ...(options.app ?? APP)],
-    env: {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      STASIS_DIR,
-      STASIS_LOG_FORMAT: 'json',
-      // This VM never fires x86 hardware breakpoints: without it criu dump hangs (see docs/runc-e2e.md, "What broke").
-      CRIU_FAULT: '130',
-      ...env,
-    },
+    env: { ...ROOTFS_ENV, STASIS_DIR, ...env },
     capabilities: capabilitiesFor(mode),
     // criu's default mode makes a probe folder in /tmp; --unprivileged needs no writable /tmp.
     writableTmp: mode === 'privileged' || options.tmp === true,
@@ -74,11 +67,6 @@ function start(mode: CapabilityMode, hostVolume: string, env: Record<string, str
 
 const ticks = (lines: readonly string[]): number[] => counts(lines, 'tick');
 const errs = (lines: readonly string[]): number[] => counts(lines, 'err');
-
-function expectRun(first: number, numbers: readonly number[]): void {
-  expect(numbers.length).toBeGreaterThan(0);
-  expect(numbers).toEqual(numbers.map((_, i) => first + i));
-}
 
 /** One container's life: wait for ticks, `runc kill USR2`, expect exit 0 from `runc run` after a committed dump. */
 async function runUntilDump(mode: CapabilityMode, hostVolume: string, minTicks: number): Promise<CapturedResult> {

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { Captured } from './captured.js';
 import { BASE_ENV, ROOT, STASIS_BIN, inNamespace, childrenOf, poll, statOf } from './stasis.js';
 
@@ -85,6 +86,12 @@ function findNamespaceInit(root: number): number | undefined {
 /** Numbers N of the `PREFIX N` lines, in order. */
 export function counts(lines: readonly string[], prefix: string): number[] {
   return lines.filter((line) => line.startsWith(`${prefix} `)).map((line) => Number(line.slice(prefix.length + 1)));
+}
+
+/** Asserts a run of consecutive numbers starting at `first`: an output that continues without a gap or a repeat. */
+export function expectRun(first: number, numbers: readonly number[]): void {
+  expect(numbers.length).toBeGreaterThan(0);
+  expect(numbers).toEqual(numbers.map((_, i) => first + i));
 }
 
 /** Open file descriptors of a process, as the test sees /proc/PID/fd. */

@@ -19,6 +19,17 @@ export const SEA = join(ROOT, 'dist/stasis');
 const BUILD_ROOTFS = join(ROOT, 'scripts/build-rootfs.sh');
 const SETUP = 'scripts/setup-runc.sh';
 
+/**
+ * What every test gives stasis inside the rootfs: PATH, JSON logs and CRIU_FAULT=130,
+ * because this VM never fires x86 hardware breakpoints and criu dump hangs without it
+ * (docs/runc-e2e.md, "What broke").
+ */
+export const ROOTFS_ENV: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  STASIS_LOG_FORMAT: 'json',
+  CRIU_FAULT: '130',
+};
+
 export function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command], { stdio: 'ignore' }).status === 0;
 }

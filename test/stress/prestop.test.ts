@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { capabilitiesFor } from '../helpers/oci.js';
-import { RuncContainer, buildRootfs, missingRuncTools } from '../helpers/runc.js';
+import { ROOTFS_ENV, RuncContainer, buildRootfs, missingRuncTools } from '../helpers/runc.js';
 
 /** 200 in CI (the issue's number); STASIS_PRESTOP_HOOKS asks for more or fewer. */
 const HOOKS = Number(process.env.STASIS_PRESTOP_HOOKS ?? 200);
@@ -53,12 +53,7 @@ async function oneHook(round: number, hookArgs: readonly string[], expectOut: Re
   const container = new RuncContainer({
     rootfs,
     args: ['/usr/local/bin/stasis', '--', '/app/counter.sh'],
-    env: {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      STASIS_DIR: `${VOLUME}/checkpoints`,
-      STASIS_LOG_FORMAT: 'json',
-      CRIU_FAULT: '130',
-    },
+    env: { ...ROOTFS_ENV, STASIS_DIR: `${VOLUME}/checkpoints` },
     capabilities: capabilitiesFor('minimal'),
     volumes: { [hostVolume]: VOLUME },
   });
