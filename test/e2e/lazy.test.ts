@@ -45,10 +45,16 @@ async function waitForSum(c: Container, count: number): Promise<string> {
   return sums(c.stdout())[count - 1] as string;
 }
 
-/** Asks the app for the checksum of its memory (it must be the dumped one), then ends it with SIGTERM: exit 143. */
+/**
+ * Asks the app for the checksum of its memory (it must be the dumped one), waits for the
+ * tick the app prints right after it (on a busy machine the app can be preempted between
+ * the two lines, and the callers check where the count resumed), then ends it with
+ * SIGTERM: exit 143.
+ */
 async function sameMemoryThenTerm(c: Container, sum: string): Promise<CapturedResult> {
   await c.signal('SIGUSR1');
   expect(await waitForSum(c, 1)).toBe(sum);
+  await c.waitForStdout((lines) => ticks(lines.slice(lines.findIndex((line) => line.startsWith('sum ')))).length > 0, 'a tick after the checksum', SLOW);
   await c.signal('SIGTERM');
   const result = await c.finished(SLOW);
   expect(result.code, result.raw).toBe(143);
